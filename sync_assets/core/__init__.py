@@ -1,0 +1,1 @@
+"""Pieces shared by the FTP and MySQL sides: settings, PostgreSQL writing, locks, secrets."""

@@ -1,0 +1,1 @@
+"""Local tooling for tests, the demo and benchmarks: real servers on loopback, never mocks."""

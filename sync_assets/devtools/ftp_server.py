@@ -1,0 +1,71 @@
+"""A real FTP server (pyftpdlib) in a background thread on a loopback port.
+
+Two flavours: `mlsd=True` offers MLSD/MLST like modern servers; `mlsd=False` offers only LIST,
+as vsftpd and IIS do, so that both listing paths are exercised against a real server.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import ThreadedFTPServer
+
+
+class ListOnlyFTPHandler(FTPHandler):
+    """An FTP handler that does not know MLSD/MLST (and does not advertise them in FEAT)."""
+
+    proto_cmds = {k: v for k, v in FTPHandler.proto_cmds.items() if k not in {"MLSD", "MLST"}}
+
+    def ftp_FEAT(self, line: str) -> None:  # noqa: N802 (pyftpdlib's naming)
+        features = sorted({"UTF8", "TVFS", "MDTM", "SIZE", "REST STREAM"})
+        self.push("211-Features supported:\r\n")
+        self.push("".join(f" {f}\r\n" for f in features))
+        self.respond("211 End FEAT.")
+
+
+@dataclass
+class FTPServerHandle:
+    host: str
+    port: int
+    user: str
+    password: str
+    root: Path
+    mlsd: bool
+    server: ThreadedFTPServer
+    thread: threading.Thread
+    handler: type[FTPHandler] = field(default=FTPHandler)
+
+    def stop(self) -> None:
+        self.server.close_all()
+        self.thread.join(timeout=10)
+
+
+def start_ftp_server(
+    root: Path,
+    user: str = "machine",
+    password: str = "ftp-secret",  # noqa: S107 (test credential, never a real one)
+    mlsd: bool = True,
+    port: int = 0,
+    handler_base: type[FTPHandler] | None = None,
+) -> FTPServerHandle:
+    """Serve `root` with full permissions for `user` on 127.0.0.1:`port` (0 = free port)."""
+    authorizer = DummyAuthorizer()
+    authorizer.add_user(user, password, str(root), perm="elradfmwMT")
+    base = handler_base or (FTPHandler if mlsd else ListOnlyFTPHandler)
+    handler = type("TestFTPHandler", (base,), {})
+    handler.authorizer = authorizer
+    handler.passive_ports = None
+    handler.permit_foreign_addresses = False
+    handler.banner = "sync_assets test FTP server ready."
+    server = ThreadedFTPServer(("127.0.0.1", port), handler)
+    server.max_cons = 256
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"timeout": 0.2, "blocking": True}, daemon=True
+    )
+    thread.start()
+    host, bound_port = server.address[:2]
+    return FTPServerHandle(host, bound_port, user, password, root, mlsd, server, thread, handler)

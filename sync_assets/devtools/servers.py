@@ -1,0 +1,144 @@
+"""Find a reachable PostgreSQL / MariaDB on loopback, or start a throwaway one in a temp dir.
+
+Used by the test bed, the demo and the benchmarks. A throwaway server runs as the current
+user in its own directory on a free port and is stopped (and its files removed) by `stop()`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class ServerInfo:
+    """Where a server listens and who to log in as; `process` is set for throwaway servers."""
+
+    kind: str
+    host: str
+    port: int
+    user: str
+    password: str = ""
+    process: subprocess.Popen | None = None
+    workdir: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_for_port(host: str, port: int, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"throwaway {what} exited with code {proc.returncode}")
+        time.sleep(0.2)
+    raise RuntimeError(f"throwaway {what} did not open port {port} within 60s")
+
+
+def _postgres_bin(name: str) -> str | None:
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    return str(candidates[0]) if candidates else shutil.which(name)
+
+
+def _run_as_postgres_user() -> list[str]:
+    """initdb refuses root; when root, run the binaries as the `postgres` system user."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--"]
+    return []
+
+
+def start_throwaway_postgres() -> ServerInfo:
+    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+    if not (initdb and postgres):
+        raise RuntimeError("PostgreSQL is not reachable and its binaries are not installed")
+    workdir = Path(tempfile.mkdtemp(prefix="sync_assets_pg_"))
+    prefix = _run_as_postgres_user()
+    if prefix:
+        shutil.chown(workdir, "postgres", "postgres")
+    datadir = workdir / "data"
+    subprocess.run(
+        [*prefix, initdb, "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [*prefix, postgres, "-D", str(datadir), "-p", str(port), "-h", "127.0.0.1",
+         "-k", str(workdir), "-c", "fsync=off"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _wait_for_port("127.0.0.1", port, proc, "PostgreSQL")
+    time.sleep(0.5)
+    return ServerInfo("postgres", "127.0.0.1", port, "postgres", process=proc, workdir=workdir)
+
+
+def start_throwaway_mariadb() -> ServerInfo:
+    mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    if not (Path(mariadbd).exists() and install_db):
+        raise RuntimeError("MariaDB is not reachable and its binaries are not installed")
+    workdir = Path(tempfile.mkdtemp(prefix="sync_assets_mariadb_"))
+    datadir = workdir / "data"
+    user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
+    subprocess.run(
+        [install_db, f"--datadir={datadir}", f"--user={user}",
+         "--auth-root-authentication-method=normal"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    proc = subprocess.Popen(
+        [mariadbd, f"--datadir={datadir}", f"--port={port}", "--bind-address=127.0.0.1",
+         f"--socket={workdir / 'mysqld.sock'}", f"--user={user}", "--skip-grant-tables=0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _wait_for_port("127.0.0.1", port, proc, "MariaDB")
+    return ServerInfo("mariadb", "127.0.0.1", port, "root", process=proc, workdir=workdir)
+
+
+def postgres_server(host: str = "127.0.0.1", port: int = 5432, user: str = "postgres",
+                    password: str = "") -> ServerInfo:  # fmt: skip
+    """The PostgreSQL at host:port if it answers, else a throwaway one."""
+    if port_open(host, port):
+        return ServerInfo("postgres", host, port, user, password)
+    return start_throwaway_postgres()
+
+
+def mariadb_server(host: str = "127.0.0.1", port: int = 3306, user: str = "root",
+                   password: str = "") -> ServerInfo:  # fmt: skip
+    """The MariaDB/MySQL at host:port if it answers, else a throwaway one."""
+    if port_open(host, port):
+        return ServerInfo("mariadb", host, port, user, password)
+    return start_throwaway_mariadb()

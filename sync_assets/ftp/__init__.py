@@ -1,0 +1,1 @@
+"""Machine log files fetched from FTP and loaded into PostgreSQL exactly once."""

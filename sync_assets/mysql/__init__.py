@@ -1,0 +1,1 @@
+"""Legacy MySQL/MariaDB tables copied into PostgreSQL, one asset per table."""

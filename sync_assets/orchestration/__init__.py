@@ -1,0 +1,1 @@
+"""Jobs, schedules and run-level operations (the cadences of the old cron container)."""

@@ -1,0 +1,98 @@
+"""The code location loads with no variable set and every server down; secrets never leak."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from sync_assets.resources import PostgresResource
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "Zebra-Quartz-9931!"  # distinctive, so a leak is found by plain search
+
+
+def _bare_env(**extra: str) -> dict[str, str]:
+    """An environment with none of the project's variables (only what Python needs)."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    env.update(extra)
+    return env
+
+
+def test_dagster_definitions_validate_with_no_variable_set(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-m",
+            "sync_assets.definitions",
+        ],
+        cwd=tmp_path,
+        env=_bare_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Validation successful" in result.stderr + result.stdout
+
+
+def test_definitions_load_in_process_with_validate_loadable() -> None:
+    from sync_assets.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+
+
+@dg.asset
+def _probe(context: dg.AssetExecutionContext, postgres: PostgresResource) -> None:
+    context.log.info(f"resource in use: {postgres!r}")
+    with postgres.connection() as conn:
+        conn.execute("SELECT 1")
+
+
+def _event_text(result: dg.ExecuteInProcessResult) -> str:
+    records = result.all_events
+    return "\n".join(str(event) for event in records)
+
+
+def test_missing_variable_fails_the_run_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("POSTGRES_HOST", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    from sync_assets.resources import build_resources
+
+    with pytest.raises(Exception, match="POSTGRES_HOST"):
+        dg.materialize([_probe], resources={"postgres": build_resources()["postgres"]})
+
+
+def test_password_absent_from_repr_event_log_and_error(pg_server, pg_dbname) -> None:
+    """A failing run (nothing listens on the port) and its events never show the password."""
+    bad = PostgresResource(
+        host="127.0.0.1", port="1", database=pg_dbname, user="postgres", password=PASSWORD
+    )
+    result = dg.materialize([_probe], resources={"postgres": bad}, raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("_probe")
+    assert failure is not None
+    message = str(failure.error)
+    assert "cannot connect to PostgreSQL" in message
+    assert PASSWORD not in message
+    assert PASSWORD not in _event_text(result)
+    assert PASSWORD not in repr(bad)
+
+
+def test_password_absent_from_a_successful_runs_events(pg_server, pg_dbname) -> None:
+    ok = PostgresResource(
+        host=pg_server.host,
+        port=str(pg_server.port),
+        database=pg_dbname,
+        user=pg_server.user,
+        password=PASSWORD,  # trust auth accepts any password: the run succeeds
+    )
+    result = dg.materialize([_probe], resources={"postgres": ok})
+    assert result.success
+    assert PASSWORD not in _event_text(result)
