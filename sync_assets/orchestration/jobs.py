@@ -1,0 +1,41 @@
+"""The two jobs of the old cron container, selected by asset group.
+
+Selecting by group (not by key) keeps the jobs right whatever tables or log sources the other
+sides discover: a new `legacy/<t>` asset joins `mysql_sync_job` without a change here.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+FTP_GROUP = "machine_logs"
+MYSQL_GROUP = "legacy_mysql"
+
+FTP_JOB_NAME = "ftp_logs_job"
+MYSQL_JOB_NAME = "mysql_sync_job"
+
+# Tag read by the run queue's per-value limit in dagster.yaml: one run per job at a time,
+# while the two jobs never wait for each other.
+JOB_TAG = "sync_assets/job"
+
+# Transient failures (a dropped connection, a busy FTP server) are retried in the same run
+# with growing pauses: 15 s, 30 s, 60 s (+ jitter so the two jobs don't retry in lockstep).
+ASSET_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+def _job(name: str, group: str, description: str) -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        name=name,
+        selection=dg.AssetSelection.groups(group),
+        description=description,
+        op_retry_policy=ASSET_RETRY_POLICY,
+        tags={JOB_TAG: name},
+    )
+
+
+ftp_logs_job = _job(
+    FTP_JOB_NAME, FTP_GROUP, "Load new and grown machine log files from FTP into PostgreSQL."
+)
+mysql_sync_job = _job(MYSQL_JOB_NAME, MYSQL_GROUP, "Copy the legacy MySQL tables into PostgreSQL.")
