@@ -1,0 +1,152 @@
+"""What the two servers hold: MySQL tables, columns and keys; PostgreSQL's existing columns.
+
+MySQL metadata comes from information_schema with bound parameters (names are data there).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import psycopg
+import pymysql
+
+from sync_assets.mysql.types import SourceColumn
+
+_COLUMNS_SQL = """
+SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE = 'YES',
+       NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_MAXIMUM_LENGTH, EXTRA
+FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s
+ORDER BY ORDINAL_POSITION
+"""
+
+# MariaDB stores JSON as LONGTEXT with a json_valid() check; MySQL 8 reports DATA_TYPE 'json'.
+_JSON_CHECKS_SQL = """
+SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s
+"""
+
+_KEYS_SQL = """
+SELECT INDEX_NAME, COLUMN_NAME, SUB_PART
+FROM information_schema.STATISTICS
+WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0
+ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX
+"""
+
+_JSON_VALID = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
+
+
+class TableNotFoundError(LookupError):
+    """The table is not a base table of the source database."""
+
+
+@dataclass
+class SourceTable:
+    """A MySQL base table: its columns in order, its primary key and unique keys."""
+
+    name: str
+    columns: list[SourceColumn]
+    primary_key: list[str] = field(default_factory=list)
+    unique_keys: list[list[str]] = field(default_factory=list)
+    skipped_keys: list[str] = field(default_factory=list)  # prefix indexes PG cannot express
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def list_base_tables(conn: pymysql.Connection, database: str) -> list[str]:
+    """Every base table of `database` (views are not copied as tables)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            (database,),
+        )
+        return [_text(row[0]) for row in cur.fetchall()]
+
+
+def _json_columns(cur: pymysql.cursors.Cursor, database: str, table: str) -> set[str]:
+    try:
+        cur.execute(_JSON_CHECKS_SQL, (database, table))
+    except pymysql.MySQLError:
+        return set()  # servers without CHECK_CONSTRAINTS (old MySQL) have native JSON
+    names: set[str] = set()
+    for (clause,) in cur.fetchall():
+        names.update(m.replace("``", "`") for m in _JSON_VALID.findall(_text(clause)))
+    return names
+
+
+def read_source_table(conn: pymysql.Connection, database: str, table: str) -> SourceTable:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_TYPE FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (database, table),
+        )
+        row = cur.fetchone()
+        if not row or _text(row[0]) != "BASE TABLE":
+            raise TableNotFoundError(
+                f"{table!r} is not a base table of MySQL database {database!r}"
+            )
+        json_columns = _json_columns(cur, database, table)
+        cur.execute(_COLUMNS_SQL, (database, table))
+        columns = [
+            SourceColumn(
+                name=_text(name),
+                data_type=_text(data_type),
+                column_type=_text(column_type),
+                nullable=bool(nullable),
+                precision=precision,
+                scale=scale,
+                char_length=char_length,
+                is_json=_text(name) in json_columns,
+                extra=_text(extra or ""),
+            )
+            for name, data_type, column_type, nullable, precision, scale, char_length, extra in (
+                cur.fetchall()
+            )
+        ]
+        cur.execute(_KEYS_SQL, (database, table))
+        keys: dict[str, list[str]] = {}
+        prefixed: set[str] = set()
+        for index_name, column_name, sub_part in cur.fetchall():
+            keys.setdefault(_text(index_name), []).append(_text(column_name))
+            if sub_part is not None:
+                prefixed.add(_text(index_name))
+    result = SourceTable(table, columns)
+    for index_name, cols in keys.items():
+        if index_name in prefixed:
+            result.skipped_keys.append(index_name)
+        elif index_name == "PRIMARY":
+            result.primary_key = cols
+        else:
+            result.unique_keys.append(cols)
+    return result
+
+
+def pg_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+    """Existing target columns → their PostgreSQL type as `format_type` spells it ({} if none)."""
+    rows = conn.execute(
+        """
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum
+        """,
+        (schema, table),
+    ).fetchall()
+    return {name: normalise_pg_type(type_name) for name, type_name in rows}
+
+
+def normalise_pg_type(type_name: str) -> str:
+    """`format_type` spellings → the vocabulary `types.map_column` uses."""
+    aliases = {
+        "timestamp without time zone": "timestamp",
+        "timestamp with time zone": "timestamptz",
+        "character varying": "text",
+    }
+    return aliases.get(type_name, type_name)

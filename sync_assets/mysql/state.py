@@ -1,0 +1,86 @@
+"""Bookkeeping in PostgreSQL (`core.pg.META_SCHEMA`): one row per synced table.
+
+Written in the same transaction as the data, so the watermark can never run ahead of (or
+behind) what the table holds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from sync_assets.core.locks import lock_key
+from sync_assets.core.pg import META_SCHEMA, ensure_schema, ident
+
+STATE_TABLE = "mysql_tables"
+
+
+@dataclass(frozen=True)
+class TableState:
+    mode: str
+    cursor_column: str | None
+    watermark: str | None
+    primary_key: list[str]
+
+
+def ensure_bookkeeping(conn: psycopg.Connection, target_schema: str) -> None:
+    """Create the schemas and the state table once (serialised: concurrent runs race on DDL)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("sync_assets:ddl"),))
+        ensure_schema(cur, META_SCHEMA)
+        ensure_schema(cur, target_schema)
+        cur.execute(
+            sql.SQL(
+                """CREATE TABLE IF NOT EXISTS {} (
+                    target_schema text NOT NULL,
+                    target_table text NOT NULL,
+                    source_table text NOT NULL,
+                    mode text NOT NULL,
+                    cursor_column text,
+                    watermark text,
+                    primary_key jsonb NOT NULL DEFAULT '[]',
+                    synced_at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (target_schema, target_table))"""
+            ).format(ident(META_SCHEMA, STATE_TABLE))
+        )
+
+
+def load_state(conn: psycopg.Connection, schema: str, table: str) -> TableState | None:
+    row = conn.execute(
+        sql.SQL(
+            "SELECT mode, cursor_column, watermark, primary_key FROM {}"
+            " WHERE target_schema = %s AND target_table = %s"
+        ).format(ident(META_SCHEMA, STATE_TABLE)),
+        (schema, table),
+    ).fetchone()
+    if row is None:
+        return None
+    return TableState(row[0], row[1], row[2], list(row[3] or []))
+
+
+def save_state(
+    conn: psycopg.Connection, schema: str, table: str, source_table: str, state: TableState
+) -> None:
+    conn.execute(
+        sql.SQL(
+            """INSERT INTO {} AS s (target_schema, target_table, source_table, mode,
+                   cursor_column, watermark, primary_key, synced_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, now())
+               ON CONFLICT (target_schema, target_table) DO UPDATE SET
+                   source_table = EXCLUDED.source_table, mode = EXCLUDED.mode,
+                   cursor_column = EXCLUDED.cursor_column, watermark = EXCLUDED.watermark,
+                   primary_key = EXCLUDED.primary_key, synced_at = now()"""
+        ).format(ident(META_SCHEMA, STATE_TABLE)),
+        (
+            schema,
+            table,
+            source_table,
+            state.mode,
+            state.cursor_column,
+            state.watermark,
+            json.dumps(state.primary_key),
+        ),
+    )

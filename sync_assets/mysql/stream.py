@@ -1,0 +1,128 @@
+"""The hot path: MySQL rows (already COPY text) → bounded queue → PostgreSQL COPY.
+
+A reader thread pulls rows from an unbuffered MySQL cursor and joins them into chunks while the
+calling thread writes the previous chunks into COPY, so both servers work at once. The queue is
+bounded, so memory stays a few chunks whatever the table size.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+import psycopg
+import pymysql
+from pymysql.converters import conversions
+
+# Keep pymysql's parameter encoders but no value decoders: rows arrive as raw bytes.
+ENCODERS_ONLY: dict[Any, Any] = {k: v for k, v in conversions.items() if not isinstance(k, int)}
+QUEUE_DEPTH = 8
+_END = object()
+_first = itemgetter(0)
+
+
+class RowTooLargeError(RuntimeError):
+    """MySQL returned NULL for a row line: it exceeded max_allowed_packet."""
+
+
+@dataclass
+class StreamStats:
+    rows: int = 0
+    adjusted: int = 0  # values made NULL (zero dates) or stripped of NUL characters
+    bytes: int = 0
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+def raw_connection(resource: Any) -> pymysql.Connection:
+    """A MySQL connection returning undecoded bytes from an unbuffered cursor."""
+    return resource.connect(
+        use_unicode=False, conv=ENCODERS_ONLY, cursorclass=pymysql.cursors.SSCursor
+    )
+
+
+def read_chunks(
+    cur: pymysql.cursors.SSCursor, batch_rows: int, stats: StreamStats
+) -> Iterator[bytes]:
+    """COPY text chunks from a cursor whose rows are one pre-rendered line each."""
+    while True:
+        rows = cur.fetchmany(batch_rows)
+        if not rows:
+            return
+        try:
+            chunk = b"\n".join(map(_first, rows)) + b"\n"
+        except TypeError:
+            raise RowTooLargeError(
+                "a row is larger than MySQL's max_allowed_packet once rendered as text;"
+                " raise max_allowed_packet on the MySQL server"
+            ) from None
+        if b"\x00" in chunk:  # one NUL byte per adjusted value, emitted by MySQL
+            stats.adjusted += chunk.count(b"\x00")
+            chunk = chunk.replace(b"\x00", b"")
+        stats.rows += len(rows)
+        stats.bytes += len(chunk)
+        yield chunk
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def pipelined(chunks: Iterator[bytes], name: str = "mysql-reader") -> Iterator[bytes]:
+    """Run `chunks` in a reader thread; yield its items here, re-raising its errors."""
+    q: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not _put(q, chunk, stop):
+                    return
+            _put(q, _END, stop)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            _put(q, _Failure(exc), stop)
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+def copy_query(
+    mysql_conn: pymysql.Connection,
+    select_sql: str,
+    params: tuple[Any, ...],
+    pg_cur: psycopg.Cursor,
+    copy_sql: Any,
+    batch_rows: int,
+) -> StreamStats:
+    """Stream the rows of `select_sql` (one COPY line each) into `copy_sql`."""
+    stats = StreamStats()
+    cur = mysql_conn.cursor()
+    cur.execute(select_sql, params or None)
+    with pg_cur.copy(copy_sql) as copy:
+        for chunk in pipelined(read_chunks(cur, batch_rows, stats)):
+            copy.write(chunk)
+    return stats

@@ -1,0 +1,598 @@
+"""Sync one MySQL table into PostgreSQL: the plain-Python entry point the asset runs.
+
+`sync_table(mysql, postgres, options)` reads the table in one consistent MySQL snapshot and
+writes it in one PostgreSQL transaction, under a per-table advisory lock:
+
+- full refresh: COPY into a staging table created in the same transaction, add the keys, then
+  drop the old table and rename the new one; readers see the old table until the commit.
+- incremental: COPY the rows whose cursor is at or above (watermark - overlap) and at or below
+  the snapshot's maximum into a temporary table, then upsert them on the primary key; rows whose
+  values did not change are not written. Deleted rows are found by comparing primary keys.
+
+A crash or kill at any point rolls the PostgreSQL transaction back: the table and its
+watermark stay as they were, and the next run starts from the same place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import pymysql
+from psycopg import sql
+
+from sync_assets.core.locks import advisory_lock
+from sync_assets.core.pg import check_identifier, ident
+from sync_assets.core.settings import ConfigError
+from sync_assets.mysql import config
+from sync_assets.mysql.catalog import SourceTable, pg_columns, read_source_table
+from sync_assets.mysql.naming import derived_name, lower_names, mq
+from sync_assets.mysql.state import TableState, ensure_bookkeeping, load_state, save_state
+from sync_assets.mysql.stream import StreamStats, copy_query, raw_connection
+from sync_assets.mysql.types import ColumnMapping, map_column, row_expression, type_change
+
+logger = logging.getLogger(__name__)
+
+TEMPORAL_CURSORS = {"date", "datetime", "timestamp"}
+INTEGER_CURSORS = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint"}
+
+
+class DeleteGuardError(RuntimeError):
+    """The source would wipe out (a large share of) the copy; nothing was written."""
+
+
+class _FullRefreshNeededError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class SyncReport:
+    """What one sync did; `metadata()` is what the asset reports."""
+
+    source_table: str
+    target_schema: str
+    target_table: str
+    mode: str = ""
+    reason: str = ""
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_deleted: int = 0
+    rows_replaced: int = 0
+    row_count: int = 0
+    source_row_count: int = 0
+    watermark: str | None = None
+    previous_watermark: str | None = None
+    duration_seconds: float = 0.0
+    adjusted_values: int = 0
+    bytes_copied: int = 0
+    columns: list[tuple[str, str]] = field(default_factory=list)
+    primary_key: list[str] = field(default_factory=list)
+    added_columns: list[str] = field(default_factory=list)
+    widened_columns: list[str] = field(default_factory=list)
+    dropped_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.duration_seconds if self.duration_seconds > 0 else 0.0
+
+    @property
+    def counts_match(self) -> bool:
+        return self.row_count == self.source_row_count
+
+
+@dataclass
+class _Snapshot:
+    row_count: int
+    upper: str | None  # MAX(cursor) in the snapshot, as MySQL prints it
+    not_boolean: set[str]  # TINYINT(1) columns holding values other than 0/1
+
+
+@dataclass
+class _Plan:
+    mode: str
+    reason: str
+    mappings: list[ColumnMapping]
+    widened: list[ColumnMapping] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)  # kept target columns → their type
+
+
+@dataclass
+class _Job:
+    """Everything one attempt needs, so helpers take one argument instead of ten."""
+
+    source: SourceTable
+    database: str
+    names: dict[str, str]
+    options: config.TableOptions
+    schema: str
+    target: str
+    cursor: str | None
+    report: SyncReport
+    log: Any
+
+    @property
+    def target_ident(self) -> sql.Identifier:
+        return ident(self.schema, self.target)
+
+    @property
+    def source_sql(self) -> str:
+        return f"{mq(self.database)}.{mq(self.source.name)}"
+
+    @property
+    def pk_targets(self) -> list[str]:
+        return [self.names[c] for c in self.source.primary_key]
+
+
+def sync_table(
+    mysql: Any,
+    postgres: Any,
+    options: config.TableOptions,
+    log: Any = None,
+    target_schema: str | None = None,
+) -> SyncReport:
+    """Sync MySQL table `options.name` into `<target_schema>.<lower-cased name>`."""
+    started = time.monotonic()
+    log = log or logger
+    schema = check_identifier(target_schema or config.target_schema(), "target schema")
+    with closing(mysql.connect()) as meta_conn:
+        source = read_source_table(meta_conn, mysql.database, options.name)
+    target = check_identifier(options.name.lower(), "table name")
+    names = lower_names([c.name for c in source.columns], "column")
+    report = SyncReport(options.name, schema, target)
+    job = _Job(
+        source, mysql.database, names, options, schema, target, _cursor_column(source, options),
+        report, log,
+    )  # fmt: skip
+    with postgres.connection(autocommit=True) as lock_conn:
+        ensure_bookkeeping(lock_conn, schema)
+        with advisory_lock(lock_conn, f"mysql:{schema}.{target}", options.lock_wait_seconds):
+            try:
+                _attempt(job, mysql, postgres, force_full=None)
+            except _FullRefreshNeededError as exc:
+                log.info(f"{target}: switching to a full refresh: {exc.reason}")
+                job.report = report = SyncReport(options.name, schema, target)
+                _attempt(job, mysql, postgres, force_full=exc.reason)
+    report.duration_seconds = time.monotonic() - started
+    log.info(
+        f"{target}: {report.mode} ({report.reason}); read {report.rows_read} rows,"
+        f" +{report.rows_inserted} ~{report.rows_updated} -{report.rows_deleted},"
+        f" {report.row_count} rows now, {report.duration_seconds:.2f}s"
+    )
+    return report
+
+
+def _cursor_column(source: SourceTable, options: config.TableOptions) -> str | None:
+    by_name = {c.name: c for c in source.columns}
+    if options.cursor_column:
+        col = by_name.get(options.cursor_column)
+        if col is None:
+            raise ConfigError(
+                f"mysql.tables.{options.name}.cursor_column {options.cursor_column!r} is not a"
+                f" column of the table"
+            )
+        if col.data_type not in TEMPORAL_CURSORS | INTEGER_CURSORS:
+            raise ConfigError(
+                f"cursor column {col.name!r} must be a date/time or integer column,"
+                f" not {col.column_type}"
+            )
+        return col.name
+    auto = [c.name for c in source.columns if c.data_type in TEMPORAL_CURSORS and c.auto_updated]
+    return auto[0] if len(auto) == 1 else None
+
+
+def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> None:
+    with postgres.connection(autocommit=True) as pg, closing(raw_connection(mysql)) as my:
+        state = load_state(pg, job.schema, job.target)
+        existing = pg_columns(pg, job.schema, job.target)
+        with my.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        snap = _snapshot_facts(job, my)
+        plan = _plan(job, existing, state, snap, force_full)
+        report = job.report
+        report.mode, report.reason = plan.mode, plan.reason
+        report.source_row_count = snap.row_count
+        report.previous_watermark = state.watermark if state else None
+        report.watermark = snap.upper
+        report.primary_key = job.pk_targets
+        report.columns = [(m.target, m.pg_type) for m in plan.mappings]
+        report.columns += list(plan.dropped.items())
+        report.dropped_columns = sorted(plan.dropped)
+        with pg.transaction():
+            if plan.mode == "incremental":
+                _incremental(job, pg, my, plan, snap, state)
+            else:
+                _full_refresh(job, pg, my, plan, existing, snap)
+            report.row_count = _pg_count(pg, job.target_ident)
+            cursor_target = job.names[job.cursor] if job.cursor else None
+            save_state(
+                pg,
+                job.schema,
+                job.target,
+                job.source.name,
+                TableState(plan.mode, cursor_target, snap.upper, job.pk_targets),
+            )
+        my.rollback()  # ends the read-only snapshot
+
+
+def _text(value: Any) -> str | None:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _snapshot_facts(job: _Job, my: pymysql.Connection) -> _Snapshot:
+    """Row count, cursor maximum and TINYINT(1) contents, in the read snapshot (one scan)."""
+    exprs = ["COUNT(*)"]
+    if job.cursor:
+        exprs.append(f"CAST(MAX({mq(job.cursor)}) AS CHAR)")
+    candidates = [c.name for c in job.source.columns if c.bool_candidate]
+    exprs += [f"COALESCE(SUM({mq(name)} NOT IN (0, 1)), 0)" for name in candidates]
+    with my.cursor() as cur:
+        cur.execute(f"SELECT {', '.join(exprs)} FROM {job.source_sql}")
+        row = cur.fetchone()
+    values = list(row)
+    count = int(values.pop(0))
+    upper = _text(values.pop(0)) if job.cursor else None
+    not_boolean = {name for name, bad in zip(candidates, values, strict=True) if int(bad)}
+    return _Snapshot(count, upper, not_boolean)
+
+
+def _mappings(job: _Job, as_boolean: set[str]) -> list[ColumnMapping]:
+    return [
+        map_column(c, job.names[c.name], c.name in as_boolean, job.source.name)
+        for c in job.source.columns
+    ]
+
+
+def _plan(
+    job: _Job,
+    existing: dict[str, str],
+    state: TableState | None,
+    snap: _Snapshot,
+    force_full: str | None,
+) -> _Plan:
+    fresh_bool = {c.name for c in job.source.columns if c.bool_candidate} - snap.not_boolean
+    full_mappings = _mappings(job, fresh_bool)
+    kept = {t: ty for t, ty in existing.items() if t not in set(job.names.values())}
+
+    def full(reason: str) -> _Plan:
+        return _Plan("full_refresh", reason, full_mappings, dropped=kept)
+
+    reason = _incremental_blocker(job, existing, state, force_full)
+    if reason:
+        return full(reason)
+    current_bool = {
+        c.name for c in job.source.columns if existing.get(job.names[c.name]) == "boolean"
+    }
+    mappings = _mappings(job, current_bool)
+    widened: list[ColumnMapping] = []
+    for m in mappings:
+        old = existing.get(m.target)
+        if old is None:
+            job.report.added_columns.append(m.target)
+            return full(f"column {m.target!r} was added in MySQL")
+        if m.source.name in current_bool and m.source.name in snap.not_boolean:
+            return full(f"column {m.target!r} now holds values other than 0/1 (boolean → smallint)")
+        change = type_change(old, m.pg_type)
+        if change == "incompatible":
+            return full(f"type of column {m.target!r} changed incompatibly: {old} → {m.pg_type}")
+        if change == "widen":
+            widened.append(m)
+    return _Plan("incremental", "cursor and primary key", mappings, widened, kept)
+
+
+def _incremental_blocker(
+    job: _Job, existing: dict[str, str], state: TableState | None, force_full: str | None
+) -> str | None:
+    """Why this run cannot be incremental (None when it can)."""
+    wants = job.options.mode
+    if force_full:
+        return force_full
+    if wants == "full_refresh":
+        return "full refresh configured"
+    structural = None
+    if not job.source.primary_key:
+        structural = "the table has no primary key"
+    elif not job.cursor:
+        structural = "no cursor column (configure cursor_column)"
+    if structural:
+        if wants == "incremental":
+            raise ConfigError(
+                f"mysql.tables.{job.source.name}: incremental impossible: {structural}"
+            )
+        return structural
+    if not existing:
+        return "first load"
+    if state is None or state.watermark is None:
+        return "no watermark stored yet"
+    if state.primary_key != job.pk_targets or state.cursor_column != job.names[job.cursor]:
+        return "primary key or cursor column changed"
+    return None
+
+
+def _pg_count(pg: psycopg.Connection, table: sql.Composable) -> int:
+    row = pg.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _column_list(names: list[str]) -> sql.Composed:
+    return sql.SQL(", ").join(ident(n) for n in names)
+
+
+def _copy(job: _Job, my: pymysql.Connection, pg: psycopg.Connection, select_sql: str,
+          params: tuple[Any, ...], copy_stmt: sql.Composable) -> StreamStats:  # fmt: skip
+    with pg.cursor() as cur:
+        stats = copy_query(my, select_sql, params, cur, copy_stmt, job.options.batch_rows)
+    job.report.rows_read += stats.rows
+    job.report.adjusted_values += stats.adjusted
+    job.report.bytes_copied += stats.bytes
+    return stats
+
+
+def _guard_deletes(job: _Job, current: int, remaining_source: int, to_delete: int) -> None:
+    """Refuse to empty the copy, or to delete more than the configured share of it."""
+    limit = job.options.max_delete_fraction
+    if current == 0 or to_delete == 0:
+        return
+    if remaining_source == 0 and limit < 1:
+        raise DeleteGuardError(
+            f"MySQL table {job.source.name!r} returned no rows while {job.schema}.{job.target}"
+            f" holds {current}; refusing to wipe the copy (set max_delete_fraction: 1.0 for"
+            " this table if the source was emptied on purpose)"
+        )
+    if to_delete > limit * current:
+        raise DeleteGuardError(
+            f"syncing {job.source.name!r} would delete {to_delete} of {current} rows"
+            f" ({to_delete / current:.0%}), more than max_delete_fraction={limit:.0%};"
+            " nothing was written (raise the limit for this table if this is intended)"
+        )
+
+
+# --- full refresh -----------------------------------------------------------------------------
+
+
+def _full_refresh(
+    job: _Job,
+    pg: psycopg.Connection,
+    my: pymysql.Connection,
+    plan: _Plan,
+    existing: dict[str, str],
+    snap: _Snapshot,
+) -> None:
+    staging = derived_name(job.target, "sync_new")
+    staging_ident = ident(job.schema, staging)
+    pk = job.pk_targets
+    columns = [(m.target, m.pg_type) for m in plan.mappings] + list(plan.dropped.items())
+    pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging_ident))
+    pg.execute(
+        sql.SQL("CREATE TABLE {} ({})").format(
+            staging_ident,
+            sql.SQL(", ").join(
+                sql.SQL("{} {}").format(ident(name), sql.SQL(pg_type)) for name, pg_type in columns
+            ),
+        )
+    )
+    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FREEZE)").format(
+        staging_ident, _column_list([m.target for m in plan.mappings])
+    )
+    stats = _copy(job, my, pg, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql}",
+                  (), copy_stmt)  # fmt: skip
+    index_names = _add_keys(job, pg, staging_ident)
+    if existing:
+        current = _pg_count(pg, job.target_ident)
+        _guard_deletes(job, current, stats.rows, max(current - stats.rows, 0))
+        job.report.rows_replaced = current
+        _carry_dropped(job, pg, staging_ident, plan, existing)
+        pg.execute(sql.SQL("DROP TABLE {}").format(job.target_ident))
+    pg.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(staging_ident, ident(job.target)))
+    for temp_name, final_name in index_names:
+        pg.execute(
+            sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                ident(job.schema, temp_name), ident(final_name)
+            )
+        )
+    job.report.rows_inserted = stats.rows
+    if not pk:
+        job.report.notes.append("no primary key in MySQL: full refresh every run")
+
+
+def _add_keys(job: _Job, pg: psycopg.Connection, staging: sql.Identifier) -> list[tuple[str, str]]:
+    """Recreate the primary key and unique keys (after the load: faster than during it)."""
+    renames: list[tuple[str, str]] = []
+    if job.pk_targets:
+        temp, final = derived_name(job.target, "sync_new_pkey"), derived_name(job.target, "pkey")
+        pg.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+                staging, ident(temp), _column_list(job.pk_targets)
+            )
+        )
+        renames.append((temp, final))
+    for i, key in enumerate(job.source.unique_keys, start=1):
+        temp, final = (
+            derived_name(job.target, f"sync_new_key{i}"),
+            derived_name(job.target, f"key{i}"),
+        )
+        pg.execute(
+            sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
+                ident(temp), staging, _column_list([job.names[c] for c in key])
+            )
+        )
+        renames.append((temp, final))
+    return renames
+
+
+def _carry_dropped(
+    job: _Job,
+    pg: psycopg.Connection,
+    staging: sql.Identifier,
+    plan: _Plan,
+    existing: dict[str, str],
+) -> None:
+    """Columns dropped in MySQL keep their values, matched on the primary key."""
+    if not plan.dropped:
+        return
+    pk = job.pk_targets
+    if not pk or not all(p in existing for p in pk):
+        job.report.notes.append(
+            f"dropped column(s) {sorted(plan.dropped)} kept but emptied: no primary key to"
+            " match old rows to new ones"
+        )
+        return
+    pg.execute(
+        sql.SQL("UPDATE {} AS s SET {} FROM {} AS o WHERE {}").format(
+            staging,
+            sql.SQL(", ").join(sql.SQL("{0} = o.{0}").format(ident(c)) for c in plan.dropped),
+            job.target_ident,
+            sql.SQL(" AND ").join(sql.SQL("s.{0} = o.{0}").format(ident(c)) for c in pk),
+        )
+    )
+
+
+# --- incremental ------------------------------------------------------------------------------
+
+
+def _cursor_bounds(job: _Job, state: TableState, snap: _Snapshot) -> tuple[str, tuple[Any, ...]]:
+    """WHERE clause: cursor in [watermark - overlap, snapshot maximum], plus NULL cursors."""
+    col = next(c for c in job.source.columns if c.name == job.cursor)
+    c = mq(col.name)
+    if col.data_type in TEMPORAL_CURSORS:
+        lower = f"{c} >= CAST(%s AS DATETIME(6)) - INTERVAL %s SECOND"
+        upper = f"{c} <= CAST(%s AS DATETIME(6))"
+    else:
+        lower = f"{c} >= CAST(%s AS DECIMAL(65,0)) - %s"
+        upper = f"{c} <= CAST(%s AS DECIMAL(65,0))"
+    nulls = f" OR {c} IS NULL" if col.nullable else ""
+    if snap.upper is None:
+        return f"WHERE FALSE{nulls}", ()
+    return (
+        f"WHERE ({lower} AND {upper}){nulls}",
+        (state.watermark, job.options.overlap_seconds, snap.upper),
+    )
+
+
+def _temp_table(pg: psycopg.Connection, name: str, mappings: list[ColumnMapping]) -> sql.Identifier:
+    table = sql.Identifier(name)
+    pg.execute(
+        sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+            table,
+            sql.SQL(", ").join(
+                sql.SQL("{} {}").format(ident(m.target), sql.SQL(m.copy_type)) for m in mappings
+            ),
+        )
+    )
+    return table
+
+
+def _value(m: ColumnMapping, alias: str) -> sql.Composable:
+    """A staged value as the target column type (booleans arrive as 0/1)."""
+    col = sql.SQL("{}.{}").format(sql.Identifier(alias), ident(m.target))
+    return sql.SQL("({} <> 0)").format(col) if m.pg_type == "boolean" else col
+
+
+def _incremental(
+    job: _Job,
+    pg: psycopg.Connection,
+    my: pymysql.Connection,
+    plan: _Plan,
+    snap: _Snapshot,
+    state: TableState | None,
+) -> None:
+    assert state is not None
+    for m in plan.widened:
+        pg.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+                job.target_ident, ident(m.target), sql.SQL(m.pg_type)
+            )
+        )
+        job.report.widened_columns.append(m.target)
+    stage = _temp_table(pg, "_sync_stage", plan.mappings)
+    where, params = _cursor_bounds(job, state, snap)
+    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        stage, _column_list([m.target for m in plan.mappings])
+    )
+    _copy(job, my, pg, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql} {where}",
+          params, copy_stmt)  # fmt: skip
+    for m in plan.mappings:
+        if m.pg_type == "boolean":
+            bad = pg.execute(
+                sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} NOT IN (0, 1))").format(
+                    stage, ident(m.target)
+                )
+            ).fetchone()
+            if bad and bad[0]:
+                raise _FullRefreshNeededError(
+                    f"column {m.target!r} now holds values other than 0/1"
+                )
+    _upsert(job, pg, plan, stage)
+    _delete_missing(job, pg, my, plan)
+
+
+def _upsert(job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifier) -> None:
+    pk = set(job.pk_targets)
+    others = [m for m in plan.mappings if m.target not in pk]
+    if others:
+        action = sql.SQL("DO UPDATE SET {} WHERE ROW({}) IS DISTINCT FROM ROW({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(ident(m.target)) for m in others
+            ),
+            sql.SQL(", ").join(sql.SQL("t.{}").format(ident(m.target)) for m in others),
+            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(ident(m.target)) for m in others),
+        )
+    else:
+        action = sql.SQL("DO NOTHING")
+    row = pg.execute(
+        sql.SQL(
+            "WITH up AS (INSERT INTO {} AS t ({}) SELECT {} FROM {} AS s"
+            " ON CONFLICT ({}) {} RETURNING (xmax = 0) AS inserted)"
+            " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+        ).format(
+            job.target_ident,
+            _column_list([m.target for m in plan.mappings]),
+            sql.SQL(", ").join(_value(m, "s") for m in plan.mappings),
+            stage,
+            _column_list(job.pk_targets),
+            action,
+        )
+    ).fetchone()
+    job.report.rows_inserted, job.report.rows_updated = (
+        (int(row[0]), int(row[1])) if row else (0, 0)
+    )
+
+
+def _delete_missing(job: _Job, pg: psycopg.Connection, my: pymysql.Connection, plan: _Plan) -> None:
+    """Remove rows whose primary key MySQL no longer has (streamed key comparison)."""
+    mode = job.options.deletes
+    current = _pg_count(pg, job.target_ident)
+    if mode == "off" or (mode == "auto" and current == job.report.source_row_count):
+        return
+    pk = set(job.pk_targets)
+    key_mappings = [m for m in plan.mappings if m.target in pk]
+    keys = _temp_table(pg, "_sync_keys", key_mappings)
+    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        keys, _column_list([m.target for m in key_mappings])
+    )
+    select = f"SELECT {row_expression(key_mappings)} FROM {job.source_sql}"
+    with pg.cursor() as cur:
+        source_keys = copy_query(my, select, (), cur, copy_stmt, job.options.batch_rows * 4).rows
+    pg.execute(sql.SQL("ANALYZE {}").format(keys))
+    missing = sql.SQL("NOT EXISTS (SELECT 1 FROM {} AS k WHERE {})").format(
+        keys,
+        sql.SQL(" AND ").join(
+            sql.SQL("t.{} = {}").format(ident(m.target), _value(m, "k")) for m in key_mappings
+        ),
+    )
+    row = pg.execute(
+        sql.SQL("SELECT count(*) FROM {} AS t WHERE {}").format(job.target_ident, missing)
+    ).fetchone()
+    to_delete = int(row[0]) if row else 0
+    _guard_deletes(job, current, source_keys, to_delete)
+    if to_delete:
+        cur = pg.execute(sql.SQL("DELETE FROM {} AS t WHERE {}").format(job.target_ident, missing))
+        job.report.rows_deleted = cur.rowcount
