@@ -1,0 +1,252 @@
+"""A careful FTP client: passive binary transfers, timeouts, FTPS, retries with reconnect.
+
+Transient failures (4xx replies such as 421, connection resets, timeouts, a dropped data
+connection) are retried with exponential backoff on a fresh connection; a download that broke
+mid-way resumes with REST from the last byte written. Permanent (5xx) replies are raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import io
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, TypeVar
+
+from sync_assets.ftp.listing import (
+    RemoteEntry,
+    entry_from_mlsd,
+    parse_list_line,
+    parse_mlsd_time,
+)
+from sync_assets.resources import FTPResource, SourceUnavailableError
+
+T = TypeVar("T")
+BLOCK_SIZE = 256 * 1024
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ftplib.error_temp,
+    ftplib.error_reply,
+    ftplib.error_proto,
+    EOFError,
+    OSError,  # ConnectionResetError, TimeoutError, socket.timeout, ssl.SSLError, ...
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    backoff_seconds: float = 1.0
+
+
+class FTPClient:
+    """One logical session to the FTP server; reconnects transparently when it breaks."""
+
+    def __init__(
+        self, resource: FTPResource, policy: RetryPolicy, log: logging.Logger | None = None
+    ) -> None:
+        self.resource = resource
+        self.policy = policy
+        self.log = log or logging.getLogger(__name__)
+        self._ftp: ftplib.FTP | None = None
+        self.has_mlst = False
+        self.reconnects = 0
+
+    # --- connection ---------------------------------------------------------------------
+
+    def _open(self) -> ftplib.FTP:
+        res = self.resource
+        cls = ftplib.FTP_TLS if res.use_tls else ftplib.FTP
+        ftp = cls(timeout=res.timeout, encoding=res.encoding)
+        try:
+            ftp.connect(res.host_name, res.port_number)
+            ftp.login(res.login_user, res.password or "")
+            if isinstance(ftp, ftplib.FTP_TLS):
+                ftp.prot_p()  # encrypt the data connections too, not only the login
+            ftp.set_pasv(True)
+            ftp.voidcmd("TYPE I")
+            self.has_mlst = self._detect_mlst(ftp)
+        except BaseException:
+            ftp.close()
+            raise
+        return ftp
+
+    @staticmethod
+    def _detect_mlst(ftp: ftplib.FTP) -> bool:
+        try:
+            features = ftp.sendcmd("FEAT")
+        except ftplib.all_errors:
+            return False
+        return any(line.strip().upper().startswith("MLST") for line in features.splitlines()[1:])
+
+    @property
+    def ftp(self) -> ftplib.FTP:
+        if self._ftp is None:
+            self._ftp = self._open()
+        return self._ftp
+
+    def close(self) -> None:
+        if self._ftp is None:
+            return
+        try:
+            self._ftp.quit()
+        except ftplib.all_errors:
+            pass
+        finally:
+            self._ftp.close()
+            self._ftp = None
+
+    def _drop(self) -> None:
+        if self._ftp is not None:
+            self._ftp.close()
+            self._ftp = None
+
+    def call(self, what: str, action: Callable[[ftplib.FTP], T]) -> T:
+        """Run `action` with retries: transient errors reconnect and back off."""
+        delay = self.policy.backoff_seconds
+        for attempt in range(1, self.policy.attempts + 1):
+            try:
+                return action(self.ftp)
+            except ftplib.error_perm:
+                raise
+            except TRANSIENT_ERRORS as exc:
+                self._drop()
+                reason = self.resource.redact(f"{type(exc).__name__}: {exc}")
+                if attempt == self.policy.attempts:
+                    raise SourceUnavailableError(
+                        f"FTP {self.resource.describe()}: {what} failed after {attempt} "
+                        f"attempts: {reason}"
+                    ) from None
+                self.log.warning(f"FTP {what}: {reason}; retry {attempt} in {delay:.1f}s")
+                self.reconnects += 1
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    # --- listing ------------------------------------------------------------------------
+
+    def list_dir(self, path: str) -> list[RemoteEntry]:
+        return self.call(f"listing {path!r}", lambda ftp: self._list_dir_binary(ftp, path))
+
+    def _list_dir_binary(self, ftp: ftplib.FTP, path: str) -> list[RemoteEntry]:
+        entries = self._list_dir(ftp, path)
+        ftp.voidcmd("TYPE I")  # listings switch to ASCII; SIZE and REST need binary
+        return entries
+
+    def _list_dir(self, ftp: ftplib.FTP, path: str) -> list[RemoteEntry]:
+        entries: list[RemoteEntry] = []
+        if self.has_mlst:
+            for name, facts in ftp.mlsd(path, facts=["type", "size", "modify"]):
+                entry = entry_from_mlsd(name, facts)
+                if entry is not None and name not in (".", ".."):
+                    entries.append(entry)
+            return entries
+        lines: list[str] = []
+        ftp.cwd(path)  # LIST without an argument: names with spaces need no quoting
+        ftp.retrlines("LIST", lines.append)
+        for line in lines:
+            entry = parse_list_line(line)
+            if entry is not None and entry.name not in (".", ".."):
+                entries.append(entry)
+        return entries
+
+    def walk(self, root: str, recursive: bool) -> Iterator[tuple[str, RemoteEntry]]:
+        """(full path, entry) for every file under `root` (breadth-first)."""
+        pending = [root.rstrip("/") or "/"]
+        while pending:
+            directory = pending.pop(0)
+            for entry in self.list_dir(directory):
+                full = join(directory, entry.name)
+                if entry.is_dir:
+                    if recursive:
+                        pending.append(full)
+                else:
+                    yield full, entry
+
+    def stat(self, path: str) -> tuple[int, datetime | None] | None:
+        """Precise (size, mtime) of one file (MLST, else SIZE+MDTM); None if it is gone."""
+
+        def action(ftp: ftplib.FTP) -> tuple[int, datetime | None] | None:
+            try:
+                if self.has_mlst:
+                    return _mlst(ftp, path)
+                size = ftp.size(path)
+                reply = ftp.sendcmd(f"MDTM {path}")
+            except ftplib.error_perm:
+                return None
+            return (int(size or 0), parse_mlsd_time(reply[4:]))
+
+        return self.call(f"stat {path!r}", action)
+
+    # --- transfers ----------------------------------------------------------------------
+
+    def download(self, path: str, offset: int, sink: IO[bytes], limit: int | None = None) -> int:
+        """Append bytes `offset`..`offset+limit` (or EOF) to `sink`; resumes after a break."""
+        written = 0
+
+        def action(ftp: ftplib.FTP) -> int:
+            nonlocal written
+            if limit is not None and written >= limit:
+                return written
+            conn = ftp.transfercmd(f"RETR {path}", rest=(offset + written) or None)
+            reached_eof = False
+            try:
+                while limit is None or written < limit:
+                    want = BLOCK_SIZE if limit is None else min(BLOCK_SIZE, limit - written)
+                    block = conn.recv(want)
+                    if not block:
+                        reached_eof = True
+                        break
+                    sink.write(block)
+                    written += len(block)
+                if reached_eof:
+                    _unwrap(conn)
+            finally:
+                conn.close()
+            if reached_eof:
+                ftp.voidresp()  # a dropped data connection shows here as 426: retried
+            else:
+                _end_aborted_transfer(ftp)
+            return written
+
+        return self.call(f"download {path!r}", action)
+
+    def read_head(self, path: str, length: int) -> bytes:
+        """The first `length` bytes (or fewer if the file is shorter)."""
+        buffer = io.BytesIO()
+        self.download(path, 0, buffer, length)
+        return buffer.getvalue()
+
+    def delete(self, path: str) -> None:
+        self.call(f"delete {path!r}", lambda ftp: ftp.delete(path))
+
+
+def _mlst(ftp: ftplib.FTP, path: str) -> tuple[int, datetime | None] | None:
+    reply = ftp.sendcmd(f"MLST {path}")
+    for line in reply.splitlines()[1:]:
+        facts_text = line.strip().split(" ", 1)[0]
+        facts = dict(fact.split("=", 1) for fact in facts_text.split(";") if "=" in fact)
+        facts = {k.lower(): v for k, v in facts.items()}
+        if facts.get("type", "").lower() == "file":
+            return int(facts.get("size") or 0), parse_mlsd_time(facts.get("modify"))
+    return None
+
+
+def _end_aborted_transfer(ftp: ftplib.FTP) -> None:
+    """We closed the data connection early on purpose: 226 or 426 both end the transfer."""
+    with contextlib.suppress(ftplib.error_temp, ftplib.error_perm, ftplib.error_reply):
+        ftp.voidresp()
+
+
+def _unwrap(conn: socket.socket) -> None:
+    if isinstance(conn, ssl.SSLSocket):
+        conn.unwrap()
+
+
+def join(directory: str, name: str) -> str:
+    return f"{directory.rstrip('/')}/{name}"

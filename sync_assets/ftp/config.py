@@ -1,0 +1,168 @@
+"""Log sources: which remote files land in which table, and how they are read.
+
+With no project config there is one source, `machine_logs`: every file under the FTP
+resource's directory, format detected per file. More sources come from the `ftp` section of the
+project YAML (see docs/ftp.md). Parsing the config is pure: no server is contacted.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sync_assets.core.pg import check_identifier
+from sync_assets.core.settings import ConfigError, parse_bool
+from sync_assets.project_config import section
+
+DEFAULT_SOURCE = "machine_logs"
+TARGET_SCHEMA_ENV = "FTP_TARGET_SCHEMA"
+DEFAULT_TARGET_SCHEMA = "machine_logs"
+FORMATS = frozenset({"auto", "csv", "tsv", "jsonl", "text"})
+DEFAULT_NULLS = ("", "NaN", "nan", "NAN", "-", "NULL", "null", "N/A", "n/a", "NA")
+_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One log source. `directory=None` means the FTP resource's directory (FTP_DIR)."""
+
+    name: str = DEFAULT_SOURCE
+    directory: str | None = None
+    recursive: bool = True
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    format: str = "auto"
+    delimiter: str | None = None
+    encoding: str | None = None
+    decimal: str | None = None
+    skip_lines: int = 0
+    header: bool = True
+    null_values: tuple[str, ...] = DEFAULT_NULLS
+    regex: str | None = None
+    timezone: str = "UTC"
+    schema: str = DEFAULT_TARGET_SCHEMA
+    table: str = ""
+    # Stable-file rule: loaded only if older than min_age and unchanged across a wait.
+    min_age_seconds: float = 10.0
+    stable_seconds: float = 2.0
+    # A last line without newline is taken only once the file is this old (else it waits).
+    final_line_seconds: float = 300.0
+    # Transient FTP failures: attempts and first backoff (doubles each time).
+    retries: int = 4
+    retry_backoff_seconds: float = 1.0
+    chunk_lines: int = 20_000
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def table_name(self) -> str:
+        return self.table or self.name
+
+    def wants(self, relative_path: str) -> bool:
+        """Does a file (path relative to the source directory) belong to this source?"""
+        base = relative_path.rsplit("/", 1)[-1]
+        if not any(_glob(relative_path, base, g) for g in self.include):
+            return False
+        return not any(_glob(relative_path, base, g) for g in self.exclude)
+
+    def with_overrides(self, **changes: Any) -> SourceConfig:
+        return replace(self, **changes)
+
+
+def _glob(relative_path: str, base: str, pattern: str) -> bool:
+    target = relative_path if "/" in pattern else base
+    return fnmatch.fnmatchcase(target, pattern)
+
+
+def target_schema() -> str:
+    return os.environ.get(TARGET_SCHEMA_ENV) or DEFAULT_TARGET_SCHEMA
+
+
+def _as_tuple(value: Any, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"ftp source option `{key}` must be a string or a list of strings")
+
+
+def _number(raw: dict[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"ftp source option `{key}` must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def parse_source(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> SourceConfig:
+    """One source from its YAML mapping merged over the section's `defaults`."""
+    if not _NAME_RE.match(name):
+        raise ConfigError(
+            f"ftp source name {name!r} must be lower-case letters, digits and underscores"
+        )
+    merged = {**defaults, **(raw or {})}
+    known = {
+        "directory", "recursive", "include", "exclude", "format", "delimiter", "encoding",
+        "decimal", "skip_lines", "header", "null_values", "regex", "timezone", "table",
+        "min_age_seconds", "stable_seconds", "final_line_seconds", "retries",
+        "retry_backoff_seconds", "chunk_lines",
+    }  # fmt: skip
+    unknown = sorted(set(merged) - known)
+    if unknown:
+        raise ConfigError(f"ftp source {name!r}: unknown option(s) {', '.join(unknown)}")
+    fmt = str(merged.get("format", "auto")).lower()
+    if fmt not in FORMATS:
+        raise ConfigError(f"ftp source {name!r}: format must be one of {sorted(FORMATS)}")
+    regex = merged.get("regex")
+    if regex is not None:
+        try:
+            compiled = re.compile(regex)
+        except re.error as exc:
+            raise ConfigError(f"ftp source {name!r}: invalid regex: {exc}") from None
+        if not compiled.groupindex:
+            raise ConfigError(f"ftp source {name!r}: regex needs named groups (?P<name>...)")
+    decimal = merged.get("decimal")
+    if decimal not in (None, ".", ","):
+        raise ConfigError(f"ftp source {name!r}: decimal must be '.' or ','")
+    table = str(merged.get("table") or name)
+    check_identifier(table, "ftp table name")
+    nulls = merged.get("null_values")
+    return SourceConfig(
+        name=name,
+        directory=merged.get("directory"),
+        recursive=parse_bool(f"ftp.{name}.recursive", merged.get("recursive"), True),
+        include=_as_tuple(merged.get("include", "*"), "include") or ("*",),
+        exclude=_as_tuple(merged.get("exclude"), "exclude"),
+        format=fmt,
+        delimiter=merged.get("delimiter"),
+        encoding=merged.get("encoding"),
+        decimal=decimal,
+        skip_lines=int(_number(merged, "skip_lines", 0)),
+        header=parse_bool(f"ftp.{name}.header", merged.get("header"), True),
+        null_values=DEFAULT_NULLS if nulls is None else _as_tuple(nulls, "null_values"),
+        regex=regex,
+        timezone=str(merged.get("timezone", "UTC")),
+        schema=target_schema(),
+        table=table,
+        min_age_seconds=_number(merged, "min_age_seconds", 10.0),
+        stable_seconds=_number(merged, "stable_seconds", 2.0),
+        final_line_seconds=_number(merged, "final_line_seconds", 300.0),
+        retries=int(_number(merged, "retries", 4)),
+        retry_backoff_seconds=_number(merged, "retry_backoff_seconds", 1.0),
+        chunk_lines=max(1, int(_number(merged, "chunk_lines", 20_000))),
+    )
+
+
+def load_sources(ftp_section: dict[str, Any] | None = None) -> list[SourceConfig]:
+    """Sources from the project config (`ftp: {defaults: {...}, sources: {name: {...}}}`)."""
+    cfg = section("ftp") if ftp_section is None else ftp_section
+    defaults = cfg.get("defaults") or {}
+    sources = cfg.get("sources")
+    if not sources:
+        return [parse_source(DEFAULT_SOURCE, {}, defaults)]
+    if not isinstance(sources, dict):
+        raise ConfigError("ftp.sources must be a mapping of source name to options")
+    return [parse_source(str(name), raw or {}, defaults) for name, raw in sources.items()]

@@ -1,0 +1,183 @@
+"""PostgreSQL side of the FTP engine: the ledger, the rejects table and the target tables.
+
+Bookkeeping lives in `sync_meta` (core.pg.META_SCHEMA): `ftp_ledger` has one row per
+(source, remote path) — the current version of that file, how many bytes and lines of it are
+consumed, and its status — and `ftp_rejects` one row per rejected line. A file's rows, its
+rejects and its ledger row are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from sync_assets.core.pg import META_SCHEMA, ensure_schema, ident
+
+LEDGER = "ftp_ledger"
+REJECTS = "ftp_rejects"
+
+# Ledger statuses.
+LOADED = "loaded"  # every complete line up to offset_bytes is in the table
+REJECTED = "rejected"  # every line was rejected: the file is kept on the server
+FAILED = "failed"  # the file could not be parsed at all: kept, retried when it changes
+DELETED = "deleted"  # loaded, then deleted from the server after commit
+
+PROVENANCE_DDL = sql.SQL(
+    "_source_file text NOT NULL, _file_version integer NOT NULL, _line_number bigint NOT NULL,"
+    " _file_mtime timestamptz, _ingested_at timestamptz NOT NULL DEFAULT now(), _run_id text"
+)
+
+
+@dataclass
+class LedgerEntry:
+    source: str
+    path: str
+    version: int
+    size: int
+    mtime: datetime | None
+    head_hash: str | None
+    head_len: int
+    offset_bytes: int
+    lines_consumed: int
+    rows_loaded: int
+    rows_rejected: int
+    status: str
+    format: str | None
+    error: str | None = None
+    delete_error: str | None = None
+
+
+_LEDGER_COLUMNS = (
+    "source", "path", "version", "size", "mtime", "head_hash", "head_len", "offset_bytes",
+    "lines_consumed", "rows_loaded", "rows_rejected", "status", "format", "error", "delete_error",
+)  # fmt: skip
+
+
+def ensure_meta_tables(conn: psycopg.Connection) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        ensure_schema(cur, META_SCHEMA)
+        cur.execute(
+            sql.SQL(
+                """CREATE TABLE IF NOT EXISTS {} (
+                source text NOT NULL, path text NOT NULL, version integer NOT NULL DEFAULT 1,
+                size bigint NOT NULL, mtime timestamptz, head_hash text,
+                head_len integer NOT NULL DEFAULT 0, offset_bytes bigint NOT NULL DEFAULT 0,
+                lines_consumed bigint NOT NULL DEFAULT 0, rows_loaded bigint NOT NULL DEFAULT 0,
+                rows_rejected bigint NOT NULL DEFAULT 0, status text NOT NULL, format text,
+                error text, delete_error text, delete_attempts integer NOT NULL DEFAULT 0,
+                first_seen timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now(), run_id text,
+                PRIMARY KEY (source, path))"""
+            ).format(ident(META_SCHEMA, LEDGER))
+        )
+        cur.execute(
+            sql.SQL(
+                """CREATE TABLE IF NOT EXISTS {} (
+                id bigserial PRIMARY KEY, source text NOT NULL, path text NOT NULL,
+                version integer NOT NULL, line_number bigint NOT NULL, raw text,
+                reason text NOT NULL, run_id text,
+                rejected_at timestamptz NOT NULL DEFAULT now())"""
+            ).format(ident(META_SCHEMA, REJECTS))
+        )
+        cur.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS ftp_rejects_file ON {} (source, path)").format(
+                ident(META_SCHEMA, REJECTS)
+            )
+        )
+
+
+def ensure_target_table(conn: psycopg.Connection, schema: str, table: str) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        ensure_schema(cur, schema)
+        cur.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                ident(schema, table), PROVENANCE_DDL
+            )
+        )
+
+
+def table_columns(cur: psycopg.Cursor, schema: str, table: str) -> dict[str, str]:
+    """Column name → data type (as information_schema spells it), in table order."""
+    cur.execute(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (schema, table),
+    )
+    return dict(cur.fetchall())
+
+
+def add_column(cur: psycopg.Cursor, schema: str, table: str, column: str, pg_type: str) -> None:
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+            ident(schema, table), ident(column), sql.SQL(_known_type(pg_type))
+        )
+    )
+
+
+def widen_to_double(cur: psycopg.Cursor, schema: str, table: str, column: str) -> None:
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE double precision").format(
+            ident(schema, table), ident(column)
+        )
+    )
+
+
+def _known_type(pg_type: str) -> str:
+    # Types are ours (from types.py), never from a file; checked anyway before use in DDL.
+    allowed = {"bigint", "double precision", "boolean", "timestamp with time zone", "text"}
+    if pg_type not in allowed:
+        raise ValueError(f"unexpected column type {pg_type!r}")
+    return pg_type
+
+
+def load_ledger(conn: psycopg.Connection, source: str) -> dict[str, LedgerEntry]:
+    query = sql.SQL("SELECT {} FROM {} WHERE source = %s").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in _LEDGER_COLUMNS), ident(META_SCHEMA, LEDGER)
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, (source,))
+        return {row[1]: LedgerEntry(*row) for row in cur.fetchall()}
+
+
+def save_entry(cur: psycopg.Cursor, entry: LedgerEntry, run_id: str) -> None:
+    """Insert or replace the ledger row of a file (inside the caller's transaction)."""
+    columns = (*_LEDGER_COLUMNS, "run_id")
+    values = [getattr(entry, c) for c in _LEDGER_COLUMNS] + [run_id]
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns[2:]
+    )
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (source, path) DO UPDATE SET {},"
+            " updated_at = now()"
+        ).format(
+            ident(META_SCHEMA, LEDGER),
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+            updates,
+        ),
+        values,
+    )
+
+
+def record_delete(conn: psycopg.Connection, source: str, path: str, error: str | None) -> None:
+    """After a delete attempt: status `deleted`, or the error kept for the next run's retry."""
+    with conn.transaction():
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET status = CASE WHEN %(err)s::text IS NULL THEN %(deleted)s"
+                " ELSE status END, delete_error = %(err)s,"
+                " delete_attempts = delete_attempts + 1, updated_at = now()"
+                " WHERE source = %(source)s AND path = %(path)s"
+            ).format(ident(META_SCHEMA, LEDGER)),
+            {"err": error, "deleted": DELETED, "source": source, "path": path},
+        )
+
+
+def copy_rejects_statement() -> sql.Composed:
+    return sql.SQL(
+        "COPY {} (source, path, version, line_number, raw, reason, run_id) FROM STDIN"
+    ).format(ident(META_SCHEMA, REJECTS))
