@@ -1,0 +1,69 @@
+"""`python -m benchmarks run --rows 1000000`: the benchmark suite (see benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.servers import BenchServers
+from benchmarks.suite import RESULTS_DIR, Options, Suite, log
+
+PARTS = ("floors", "full", "incremental", "ftp")
+
+
+def _size(text: str) -> int:
+    """Sizes as 100k, 1M, 5M or plain integers."""
+    units = {"k": 1_000, "m": 1_000_000}
+    text = text.strip().lower().replace("_", "")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="generate the data, measure floors and syncs, report")
+    run.add_argument("--rows", type=_size, default=1_000_000, help="legacy table rows (1M)")
+    run.add_argument("--files", type=int, default=200, help="FTP corpus files (200)")
+    run.add_argument("--lines", type=_size, default=50_000, help="lines per file (50k)")
+    run.add_argument("--gzip-every", type=int, default=5, help="every Nth file gzipped (5)")
+    run.add_argument("--repeats", type=int, default=3, help="runs per measurement (3)")
+    run.add_argument("--only", default=",".join(PARTS), help=f"subset of {','.join(PARTS)}")
+    run.add_argument("--mysql-db", default="sa_bench_src", help="MariaDB database to (re)fill")
+    run.add_argument("--results", type=Path, default=RESULTS_DIR, help="output directory")
+    run.add_argument("--keep", action="store_true", help="keep the PostgreSQL databases")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    parts = frozenset(p.strip() for p in args.only.split(",") if p.strip())
+    unknown = parts - set(PARTS)
+    if unknown or args.repeats < 1 or args.rows < 1:
+        print(f"bad arguments: parts {sorted(unknown)}, repeats/rows must be >= 1", file=sys.stderr)
+        return 2
+    opts = Options(
+        rows=args.rows, files=args.files, lines=args.lines, gzip_every=args.gzip_every,
+        repeats=args.repeats, mysql_db=args.mysql_db, parts=parts,
+        results_dir=args.results, keep=args.keep,
+    )  # fmt: skip
+    servers = BenchServers.from_env()
+    try:
+        report = Suite(opts, servers).run()
+    finally:
+        servers.stop()
+    print(report.table())
+    print("checks:\n" + report.checks_text())
+    path = report.write_json(opts.results_dir)
+    log(f"results written to {path}")
+    if not report.ok:
+        log("FAILED: the loaded data does not match the source")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

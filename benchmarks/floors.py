@@ -1,0 +1,129 @@
+"""The floors: what the stock client tools do with the same data, measured in the same run.
+
+- `mysql --quick --batch` reading the table to /dev/null (the source's own speed);
+- `psql \\copy` of the same rows from a TSV file on local disk (the target's own speed);
+- the raw pipe `mysql --batch | psql \\copy` (the hand-made sync nobody can beat by much);
+- `psql \\copy` of the FTP corpus from local disk (gzipped files through `gzip -dc`).
+
+Floor tables live in schema `bench_floor` of the run's PostgreSQL database, with the same
+primary key the sync must create, so both end in the same state.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+from benchmarks import dataset
+from benchmarks.corpus import Corpus
+from benchmarks.measure import Measurement, PgProbe, run_measured
+from benchmarks.servers import BenchServers
+
+FLOOR_SCHEMA = "bench_floor"
+FTP_FLOOR_TABLE = "ftp_lines"
+
+# The legacy table as a careful hand-written sync would type it in PostgreSQL.
+FLOOR_TABLE_DDL = f"""
+CREATE TABLE {FLOOR_SCHEMA}.{dataset.TABLE} (
+  id integer PRIMARY KEY,
+  customer varchar(64) NOT NULL,
+  city varchar(48) NOT NULL,
+  amount numeric(12,2) NOT NULL,
+  ordered_at timestamp NOT NULL,
+  shipped_at timestamptz,
+  is_paid boolean NOT NULL,
+  status text NOT NULL,
+  note text,
+  weight double precision NOT NULL,
+  quantity integer NOT NULL,
+  last_update timestamptz NOT NULL
+)
+"""
+FTP_FLOOR_DDL = f"""
+CREATE TABLE {FLOOR_SCHEMA}.{FTP_FLOOR_TABLE} (
+  ts timestamp, machine text, sensor text, value text, counter bigint, status text
+)
+"""
+# `mysql --batch` prints NULL as the word NULL and escapes \t \n \\ as COPY text format does.
+COPY_OPTIONS = "WITH (FORMAT text, NULL 'NULL')"
+
+
+def _psql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class FloorRunner:
+    """Runs the floor commands against one PostgreSQL database and one MariaDB database."""
+
+    def __init__(self, servers: BenchServers, pg_db: str, mysql_db: str, work_dir: Path) -> None:
+        self.servers = servers
+        self.pg_db = pg_db
+        self.mysql_db = mysql_db
+        self.work_dir = work_dir
+        self.tsv_path = work_dir / f"{dataset.TABLE}.tsv"
+        self.env = servers.client_env()
+        self.probe = PgProbe(servers.pg_conninfo(), pg_db)
+
+    def _select_argv(self) -> list[str]:
+        return self.servers.mysql_argv(
+            self.mysql_db,
+            "--quick",
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            f"SELECT * FROM `{dataset.TABLE}` ORDER BY `{dataset.PRIMARY_KEY}`",
+        )
+
+    def _bash(self, script: str) -> list[str]:
+        return ["bash", "-o", "pipefail", "-c", script]
+
+    def _checked(self, what: str, m: Measurement) -> Measurement:
+        if m.returncode != 0:
+            raise RuntimeError(f"floor {what!r} failed ({m.returncode}): {m.stderr.strip()[-500:]}")
+        return m
+
+    def reset_table(self, ddl: str, table: str) -> None:
+        with self.servers.pg_connect(self.pg_db) as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {FLOOR_SCHEMA}")
+            conn.execute(f"DROP TABLE IF EXISTS {FLOOR_SCHEMA}.{table}")
+            conn.execute(ddl)
+
+    def dump_tsv(self) -> int:
+        """Write the table as `mysql --batch` prints it (untimed); return its size in bytes."""
+        with self.tsv_path.open("wb") as out:
+            subprocess.run(self._select_argv(), stdout=out, env=self.env, check=True)
+        return self.tsv_path.stat().st_size
+
+    def mysql_read(self) -> Measurement:
+        script = shlex.join(self._select_argv()) + " > /dev/null"
+        return self._checked("mysql read", run_measured(self._bash(script), env=self.env))
+
+    def _psql_copy(self, source: str) -> list[str]:
+        command = f"\\copy {FLOOR_SCHEMA}.{dataset.TABLE} FROM {source} {COPY_OPTIONS}"
+        return self.servers.psql_argv(self.pg_db, "-c", command)
+
+    def pg_copy_file(self) -> Measurement:
+        self.reset_table(FLOOR_TABLE_DDL, dataset.TABLE)
+        argv = self._psql_copy(_psql_literal(str(self.tsv_path)))
+        return self._checked("pg copy", run_measured(argv, env=self.env, probe=self.probe))
+
+    def raw_pipe(self) -> Measurement:
+        self.reset_table(FLOOR_TABLE_DDL, dataset.TABLE)
+        script = f"{shlex.join(self._select_argv())} | {shlex.join(self._psql_copy('pstdin'))}"
+        return self._checked("raw pipe", run_measured(self._bash(script), env=self.env,
+                                                      probe=self.probe))  # fmt: skip
+
+    def ftp_copy(self, corpus: Corpus) -> Measurement:
+        self.reset_table(FTP_FLOOR_DDL, FTP_FLOOR_TABLE)
+        script = self.work_dir / "ftp_floor.psql"
+        options = "WITH (FORMAT csv, DELIMITER ';', HEADER true)"
+        lines = []
+        for path in corpus.paths():
+            source = _psql_literal(str(path))
+            if path.name.endswith(".gz"):
+                source = "PROGRAM " + _psql_literal("gzip -dc " + shlex.quote(str(path)))
+            lines.append(f"\\copy {FLOOR_SCHEMA}.{FTP_FLOOR_TABLE} FROM {source} {options}")
+        script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        argv = self.servers.psql_argv(self.pg_db, "-1", "-f", str(script))
+        return self._checked("ftp copy", run_measured(argv, env=self.env, probe=self.probe))

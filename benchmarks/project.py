@@ -1,0 +1,155 @@
+"""This project's syncs, run through the real asset code path in a measured child process.
+
+Each sync is `python -m benchmarks.runner <asset key>` (the project's definitions, executed
+in-process on an ephemeral instance) with the production environment variables pointing at
+the benchmark's databases and FTP server. `cli_materialize` runs the operator's path instead,
+`dagster asset materialize`, to state what Dagster itself adds (launch, run storage, executor).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import dataset
+from benchmarks.measure import Measurement, PgProbe, run_measured
+from benchmarks.runner import RESULT_MARKER
+from benchmarks.servers import BenchServers
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MYSQL_ASSET = f"legacy/{dataset.TABLE.lower()}"
+MYSQL_TARGET_SCHEMA = "legacy"
+FTP_SOURCE = "machine_logs"
+FTP_ASSET = f"logs/{FTP_SOURCE}"
+FTP_TARGET_SCHEMA = "machine_logs"
+
+
+@dataclass
+class SyncResult:
+    """A measured sync and what its run reported."""
+
+    measurement: Measurement
+    launched: float  # epoch seconds when the child process was started
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        # CLI runs print no report: their exit code is the verdict.
+        return self.measurement.returncode == 0 and bool(self.report.get("success", True))
+
+    def since_launch(self, phase: str) -> float | None:
+        value = self.report.get("phases", {}).get(phase) or self.report.get(phase)
+        return None if value is None else float(value) - self.launched
+
+    def failure_text(self) -> str:
+        failures = self.report.get("failures") or []
+        return "\n".join(failures) or self.measurement.stderr[-3000:]
+
+
+class FTPServerProcess:
+    """The corpus served by pyftpdlib in a child process on a free loopback port."""
+
+    def __init__(self, root: Path) -> None:
+        self.user = "bench"
+        self.password = secrets.token_urlsafe(12)
+        env = {"BENCH_FTP_USER": self.user, "BENCH_FTP_PASS": self.password}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.ftpserve", str(root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, **env},
+            cwd=REPO_ROOT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline().strip())
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+class ProjectRunner:
+    """Runs the project's assets against one PostgreSQL database at a time."""
+
+    def __init__(self, servers: BenchServers, mysql_db: str, work_dir: Path) -> None:
+        self.servers = servers
+        self.mysql_db = mysql_db
+        self.work_dir = work_dir
+        self.ftp: FTPServerProcess | None = None
+        self.config_path = work_dir / "sync_assets.yaml"
+        # An explicit, empty project config: a sync_assets.yaml in the caller's directory
+        # must not change what is measured.
+        self.config_path.write_text("{}\n", encoding="utf-8")
+
+    def env(self, pg_db: str) -> dict[str, str]:
+        pg, my = self.servers.pg, self.servers.mysql
+        env = self.servers.client_env()
+        env.update(
+            POSTGRES_HOST=pg.host, POSTGRES_PORT=str(pg.port), POSTGRES_DB=pg_db,
+            POSTGRES_USER=pg.user, POSTGRES_PASSWORD=pg.password,
+            MYSQL_HOST=my.host, MYSQL_PORT=str(my.port), MYSQL_DB=self.mysql_db,
+            MYSQL_USER=my.user, MYSQL_PASSWORD=my.password, MYSQL_TABLES=dataset.TABLE,
+            SYNC_ASSETS_CONFIG=str(self.config_path),
+            SYNC_ASSETS_STATE_DIR=str(self.work_dir / f"state_{pg_db}"),
+            DAGSTER_HOME=str(self._dagster_home()),
+            DELETE_AFTER_SYNC="false",
+        )  # fmt: skip
+        if self.ftp is not None:
+            env.update(
+                FTP_HOST="127.0.0.1", FTP_PORT=str(self.ftp.port), FTP_USER=self.ftp.user,
+                FTP_PASS=self.ftp.password, FTP_DIR="/",
+            )  # fmt: skip
+        return env
+
+    def _dagster_home(self) -> Path:
+        """A throwaway instance (SQLite storage) for CLI runs; never the project's dagster.yaml."""
+        home = self.work_dir / "dagster_home"
+        home.mkdir(exist_ok=True)
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        return home
+
+    def start_ftp(self, root: Path) -> None:
+        self.ftp = FTPServerProcess(root)
+
+    def stop_ftp(self) -> None:
+        if self.ftp is not None:
+            self.ftp.stop()
+            self.ftp = None
+
+    def materialize(self, pg_db: str, asset: str) -> SyncResult:
+        argv = [sys.executable, "-m", "benchmarks.runner", asset]
+        return self._run(argv, pg_db)
+
+    def cli_materialize(self, pg_db: str, asset: str) -> SyncResult:
+        dagster = Path(sys.executable).with_name("dagster")
+        argv = [str(dagster), "asset", "materialize", "-m", "sync_assets.definitions",
+                "--select", asset]  # fmt: skip
+        return self._run(argv, pg_db)
+
+    def _run(self, argv: list[str], pg_db: str) -> SyncResult:
+        probe = PgProbe(self.servers.pg_conninfo(), pg_db)
+        server_pids = [self.ftp.process.pid] if self.ftp is not None else []
+        launched = time.time()
+        m = run_measured(
+            argv, env=self.env(pg_db), probe=probe, cwd=REPO_ROOT, server_pids=server_pids
+        )
+        return SyncResult(m, launched, _parse_report(m.stdout))
+
+
+def _parse_report(stdout: str) -> dict[str, Any]:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            return json.loads(line[len(RESULT_MARKER) :])
+    return {}

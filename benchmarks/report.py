@@ -1,0 +1,133 @@
+"""Medians over repeats, ratios to the floors, the printed table and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.measure import Measurement
+
+MB = 1_000_000
+
+
+@dataclass
+class Row:
+    """One line of the table: a measured thing, its repeats, and what it is compared with."""
+
+    key: str
+    label: str
+    rows: int
+    data_bytes: int
+    samples: list[Measurement] = field(default_factory=list)
+    floor: str | None = None  # key of the row this one is compared with
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def median(self, attr: str) -> float:
+        values = [float(getattr(m, attr)) for m in self.samples if getattr(m, attr) is not None]
+        return statistics.median(values) if values else float("nan")
+
+    @property
+    def wall(self) -> float:
+        return self.median("wall")
+
+    def to_json(self) -> dict[str, Any]:
+        samples = [
+            {k: v for k, v in asdict(m).items() if k not in {"stdout", "stderr"}}
+            for m in self.samples
+        ]
+        return {
+            "key": self.key,
+            "label": self.label,
+            "rows": self.rows,
+            "bytes": self.data_bytes,
+            "floor": self.floor,
+            "median": {
+                a: self.median(a) for a in ("wall", "cpu", "peak_rss", "server_cpu", "first_row")
+            },
+            "samples": samples,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class Report:
+    args: dict[str, Any]
+    rows: dict[str, Row] = field(default_factory=dict)
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def add(self, row: Row) -> Row:
+        self.rows[row.key] = row
+        return row
+
+    def check(self, name: str, ok: bool, detail: str) -> None:
+        self.checks[name] = {"ok": ok, "detail": detail}
+
+    @property
+    def ok(self) -> bool:
+        return all(c["ok"] for c in self.checks.values())
+
+    def ratio(self, row: Row) -> float | None:
+        floor = self.rows.get(row.floor or "")
+        if floor is None or not floor.samples or not row.samples:
+            return None
+        return row.wall / floor.wall
+
+    # --- output ----------------------------------------------------------------------------
+
+    def table(self) -> str:
+        header = (
+            f"{'what':<46} {'wall s':>8} {'rows/s':>10} {'MB/s':>7} {'CPU s':>7} "
+            f"{'srv CPU':>7} {'peak MB':>8} {'x floor':>8}  floor"
+        )
+        lines = [header, "-" * len(header)]
+        for row in self.rows.values():
+            if not row.samples:
+                continue
+            wall = row.wall
+            ratio = self.ratio(row)
+            lines.append(
+                f"{row.label:<46} {wall:>8.2f} {row.rows / wall:>10,.0f} "
+                f"{row.data_bytes / MB / wall:>7.1f} {row.median('cpu'):>7.2f} "
+                f"{row.median('server_cpu'):>7.2f} {row.median('peak_rss') / 2**20:>8.0f} "
+                f"{'' if ratio is None else f'{ratio:.2f}':>8}  {row.floor or ''}"
+            )
+        return "\n".join(lines)
+
+    def checks_text(self) -> str:
+        return "\n".join(
+            f"  [{'ok' if c['ok'] else 'FAIL'}] {name}: {c['detail']}"
+            for name, c in self.checks.items()
+        )
+
+    def machine(self) -> dict[str, Any]:
+        return {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "load_average_at_end": [round(x, 2) for x in psutil.getloadavg()],
+        }
+
+    def write_json(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        stamp = self.started.replace(":", "").replace("-", "")
+        path = directory / f"bench_{stamp}_{self.args.get('rows')}rows.json"
+        data = {
+            "started": self.started,
+            "args": self.args,
+            "machine": self.machine(),
+            "rows": [r.to_json() for r in self.rows.values()],
+            "ratios": {k: self.ratio(r) for k, r in self.rows.items() if r.floor},
+            "checks": self.checks,
+            "ok": self.ok,
+        }
+        path.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+        return path

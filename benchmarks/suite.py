@@ -1,0 +1,275 @@
+"""The benchmark run: data, floors, the project's syncs, checks, report — in one process.
+
+Order matters: the floors and full syncs read the pristine table; the incremental rounds then
+change 1% per round; the no-change rounds follow; the FTP corpus comes last. Each full sync
+and each FTP ingestion gets a fresh PostgreSQL database, so every repeat is a first load.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import dataset, verify
+from benchmarks.corpus import Corpus, CorpusSpec, build_corpus, corpus_check
+from benchmarks.floors import FLOOR_SCHEMA, FTP_FLOOR_TABLE, FloorRunner
+from benchmarks.measure import Measurement
+from benchmarks.project import (
+    FTP_ASSET,
+    FTP_SOURCE,
+    FTP_TARGET_SCHEMA,
+    MYSQL_ASSET,
+    MYSQL_TARGET_SCHEMA,
+    ProjectRunner,
+    SyncResult,
+)
+from benchmarks.report import Report, Row
+from benchmarks.servers import BenchServers
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+class AssetMissingError(RuntimeError):
+    """The project defines no such asset yet: that part cannot be measured."""
+
+
+@dataclass
+class Options:
+    rows: int
+    files: int
+    lines: int
+    gzip_every: int
+    repeats: int
+    mysql_db: str
+    parts: frozenset[str]  # of: floors, full, incremental, ftp
+    results_dir: Path = RESULTS_DIR
+    keep: bool = False
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Suite:
+    def __init__(self, opts: Options, servers: BenchServers) -> None:
+        self.opts = opts
+        self.servers = servers
+        self.report = Report(args={k: str(v) for k, v in vars(opts).items()})
+        self.report.args["rows"] = str(opts.rows)
+        self.work_dir = opts.results_dir / "work"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.project = ProjectRunner(servers, opts.mysql_db, self.work_dir)
+        self.pg_dbs: list[str] = []
+        self.table_bytes = 0
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def new_pg_db(self, label: str) -> str:
+        name = self.servers.create_pg_database(label)
+        self.pg_dbs.append(name)
+        return name
+
+    def drop_pg_dbs(self, keep_last: int = 0) -> None:
+        keep = self.pg_dbs[-keep_last:] if keep_last else []
+        for name in [n for n in self.pg_dbs if n not in keep]:
+            self.servers.drop_pg_database(name)
+        self.pg_dbs = keep
+
+    def repeat(self, row: Row, action: Callable[[int], Measurement]) -> None:
+        for i in range(self.opts.repeats):
+            m = action(i)
+            row.samples.append(m)
+            log(f"{row.label}: {m.wall:.2f}s (run {i + 1}/{self.opts.repeats})")
+
+    def checked_sync(self, result: SyncResult, what: str) -> Measurement:
+        if result.report.get("missing"):
+            raise AssetMissingError(f"{what}: no asset {result.report['missing']} in the project")
+        if not result.ok:
+            raise RuntimeError(f"{what} failed:\n{result.failure_text()}")
+        m = result.measurement
+        m.extra = {
+            "launch_to_definitions": result.since_launch("definitions_built"),
+            "launch_to_run_start": result.since_launch("first_RUN_START"),
+            "launch_to_step_start": result.since_launch("first_STEP_START"),
+            "launch_to_first_row": m.first_row,
+            "step_seconds": _step_seconds(result),
+            "metadata": result.report.get("materialized", {}),
+        }
+        return m
+
+    # --- the MySQL side --------------------------------------------------------------------
+
+    def generate(self) -> None:
+        with self.servers.mysql_connect() as conn:
+            dataset.create_database(conn, self.opts.mysql_db)
+            started = time.monotonic()
+            dataset.generate(conn, self.opts.mysql_db, self.opts.rows)
+        log(f"generated {self.opts.rows:,} rows in {time.monotonic() - started:.1f}s")
+
+    def floors(self) -> None:
+        db = self.new_pg_db("floor")
+        floors = FloorRunner(self.servers, db, self.opts.mysql_db, self.work_dir)
+        self.table_bytes = floors.dump_tsv()
+        rows, size = self.opts.rows, self.table_bytes
+        read = self.report.add(Row("mysql_read", "floor: mysql --quick --batch > /dev/null", rows,
+                                   size))  # fmt: skip
+        self.repeat(read, lambda _: floors.mysql_read())
+        copy = self.report.add(Row("pg_copy", "floor: psql \\copy from TSV file", rows, size))
+        self.repeat(copy, lambda _: floors.pg_copy_file())
+        pipe = self.report.add(Row("raw_pipe", "floor: mysql --batch | psql \\copy", rows, size))
+        self.repeat(pipe, lambda _: floors.raw_pipe())
+        self.compare_table("raw pipe floor", db, FLOOR_SCHEMA)
+        floors.tsv_path.unlink(missing_ok=True)
+
+    def source_fingerprint(self) -> verify.Fingerprint:
+        with self.servers.mysql_connect() as conn:
+            return verify.mysql_fingerprint(
+                conn, self.opts.mysql_db, dataset.TABLE, dataset.PRIMARY_KEY
+            )
+
+    def target_fingerprint(self, pg_db: str, schema: str) -> verify.Fingerprint:
+        with self.servers.pg_connect(pg_db) as conn:
+            return verify.pg_fingerprint(conn, schema, dataset.TABLE.lower(), dataset.PRIMARY_KEY)
+
+    def compare_table(self, name: str, pg_db: str, schema: str = MYSQL_TARGET_SCHEMA) -> None:
+        """Source and target fingerprints, computed by both servers at once."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            source = pool.submit(self.source_fingerprint)
+            target = pool.submit(self.target_fingerprint, pg_db, schema)
+            comparison = verify.compare(source.result(), target.result())
+        self.report.check(name, comparison.ok, comparison.describe())
+        log(f"check {name}: {'ok' if comparison.ok else 'FAIL'} ({comparison.describe()})")
+
+    def full_syncs(self) -> str:
+        """Full syncs into fresh databases; returns the last one, for the incremental rounds."""
+        bytes_ = self.table_bytes or self.opts.rows * 162
+        row = self.report.add(
+            Row("full_sync", "sync_assets: full sync", self.opts.rows, bytes_, floor="raw_pipe")
+        )
+        last_db = ""
+
+        def one(i: int) -> Measurement:
+            nonlocal last_db
+            if last_db:
+                self.drop_pg_dbs()
+            last_db = self.new_pg_db("full")
+            return self.checked_sync(self.project.materialize(last_db, MYSQL_ASSET), "full sync")
+
+        self.repeat(row, one)
+        self.compare_table("full sync", last_db)
+        return last_db
+
+    def incremental_syncs(self, pg_db: str) -> None:
+        changed_rows = 0
+        per_row = (self.table_bytes or self.opts.rows * 162) / self.opts.rows
+        row = self.report.add(Row("incremental", "sync_assets: incremental, 1% rows changed",
+                                  0, 0, floor="full_sync"))  # fmt: skip
+
+        def one(i: int) -> Measurement:
+            nonlocal changed_rows
+            with self.servers.mysql_connect() as conn:
+                changed_rows = dataset.change_one_percent(conn, self.opts.mysql_db, i + 1).updated
+            result = self.project.materialize(pg_db, MYSQL_ASSET)
+            return self.checked_sync(result, "incremental sync")
+
+        self.repeat(row, one)
+        row.rows, row.data_bytes = changed_rows, int(changed_rows * per_row)
+        self.compare_table("incremental sync (1%)", pg_db)
+        idle = self.report.add(Row("no_change", "sync_assets: incremental, no change",
+                                   0, 0, floor="full_sync"))  # fmt: skip
+        self.repeat(idle, lambda _: self.checked_sync(
+            self.project.materialize(pg_db, MYSQL_ASSET), "no-change sync"))  # fmt: skip
+        cli = self.report.add(Row("cli_no_change", "dagster asset materialize CLI, no change",
+                                  0, 0, floor="no_change"))  # fmt: skip
+        cli.samples.append(self.checked_sync(self.project.cli_materialize(pg_db, MYSQL_ASSET),
+                                             "CLI no-change sync"))  # fmt: skip
+        self.compare_table("no-change sync", pg_db)
+
+    # --- the FTP side ----------------------------------------------------------------------
+
+    def corpus(self) -> Corpus:
+        spec = CorpusSpec(self.opts.files, self.opts.lines, self.opts.gzip_every)
+        started = time.monotonic()
+        corpus = build_corpus(spec, self.opts.results_dir / "corpus")
+        log(f"corpus {spec.key()} ready in {time.monotonic() - started:.1f}s")
+        return corpus
+
+    def ftp(self) -> None:
+        corpus = self.current_corpus = self.corpus()
+        rows, size = corpus.spec.rows, corpus.raw_bytes
+        floor_db = self.new_pg_db("ftpfloor")
+        floors = FloorRunner(self.servers, floor_db, self.opts.mysql_db, self.work_dir)
+        floor = self.report.add(Row("ftp_floor", "floor: psql \\copy of the corpus", rows, size))
+        self.repeat(floor, lambda _: floors.ftp_copy(corpus))
+        with self.servers.pg_connect(floor_db) as conn:
+            self.corpus_verdict("ftp floor", corpus, corpus_check(conn, FLOOR_SCHEMA,
+                                                                   FTP_FLOOR_TABLE))  # fmt: skip
+        row = self.report.add(Row("ftp_sync", "sync_assets: FTP ingestion of the corpus", rows,
+                                  size, floor="ftp_floor"))  # fmt: skip
+        row.notes["stored_bytes"] = corpus.stored_bytes
+        self.project.start_ftp(corpus.root)
+        try:
+            self.repeat(row, self.one_ftp_sync)
+        finally:
+            self.project.stop_ftp()
+
+    def one_ftp_sync(self, i: int) -> Measurement:
+        """One ingestion into a fresh database (its ledger empty); the last one is checked."""
+        self.drop_pg_dbs()
+        db = self.new_pg_db("ftp")
+        m = self.checked_sync(self.project.materialize(db, FTP_ASSET), "FTP ingestion")
+        if i == self.opts.repeats - 1:
+            with self.servers.pg_connect(db) as conn:
+                actual = corpus_check(conn, FTP_TARGET_SCHEMA, FTP_SOURCE)
+            self.corpus_verdict("ftp ingestion", self.current_corpus, actual)
+        return m
+
+    def corpus_verdict(self, name: str, corpus: Corpus, actual: dict[str, int]) -> None:
+        check = verify.CorpusCheck(corpus.expected, actual)
+        self.report.check(name, check.ok, check.describe())
+        log(f"check {name}: {'ok' if check.ok else 'FAIL'} ({check.describe()})")
+
+    def mysql_syncs(self) -> None:
+        last_db = self.full_syncs()
+        if "incremental" in self.opts.parts:
+            self.incremental_syncs(last_db)
+
+    def guarded(self, name: str, part: Callable[[], None]) -> None:
+        """Run one part; a missing asset fails the run's verdict but not the other parts."""
+        try:
+            part()
+        except AssetMissingError as exc:
+            self.report.check(f"{name} measured", False, str(exc))
+            log(f"not measured: {exc}")
+
+    # --- the whole run ---------------------------------------------------------------------
+
+    def run(self) -> Report:
+        parts = self.opts.parts
+        try:
+            if parts & {"floors", "full", "incremental"}:
+                self.generate()
+            if "floors" in parts:
+                self.floors()
+            if parts & {"full", "incremental"}:
+                self.guarded("mysql sync", self.mysql_syncs)
+            if "ftp" in parts:
+                self.guarded("ftp ingestion", self.ftp)
+        finally:
+            self.project.stop_ftp()
+            if not self.opts.keep:
+                self.drop_pg_dbs()
+                shutil.rmtree(self.work_dir, ignore_errors=True)
+        return self.report
+
+
+def _step_seconds(result: SyncResult) -> float | None:
+    phases = result.report.get("phases", {})
+    start = phases.get("first_STEP_START")
+    end = phases.get("last_STEP_SUCCESS") or phases.get("last_STEP_FAILURE")
+    return None if start is None or end is None else float(end) - float(start)
