@@ -1,9 +1,128 @@
-"""Definitions of the MySQL side (filled in by the MySQL engine)."""
+"""Definitions of the MySQL side: per table a source spec `mysql/<t>` and an asset `legacy/<t>`.
 
-from __future__ import annotations
+Which tables: `MYSQL_TABLES`, else the list stored by `sync-assets refresh-mysql`, else none.
+Building the definitions reads only environment variables and local files: no server is
+contacted, so the code location loads (with the last known tables) when MySQL is down.
+"""
 
 import dagster as dg
 
+from sync_assets import project_config
+from sync_assets.core.pg import relation_identifier
+from sync_assets.mysql import config
+from sync_assets.mysql.naming import asset_name, lower_names
+from sync_assets.mysql.sync import SyncReport, sync_table
+from sync_assets.resources import MySQLResource, PostgresResource
+
+SOURCE_GROUP = "legacy_mysql_source"
+GROUP = "legacy_mysql"
+POOL = "mysql"
+ROW_COUNT_CHECK = "row_count_matches_source"
+
+
+def report_metadata(report: SyncReport, database: str) -> dict[str, object]:
+    """What the UI shows for one materialisation."""
+    pk = set(report.primary_key)
+    columns = [
+        dg.TableColumn(
+            name,
+            pg_type,
+            constraints=dg.TableColumnConstraints(nullable=name not in pk, unique=pk == {name}),
+        )
+        for name, pg_type in report.columns
+    ]
+    return {
+        "dagster/row_count": report.row_count,
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+        "dagster/relation_identifier": relation_identifier(
+            database, report.target_schema, report.target_table
+        ),
+        "dagster/table_name": f"{report.target_schema}.{report.target_table}",
+        "mode": report.mode,
+        "mode_reason": report.reason,
+        "rows_read": report.rows_read,
+        "rows_inserted": report.rows_inserted,
+        "rows_updated": report.rows_updated,
+        "rows_deleted": report.rows_deleted,
+        "rows_replaced": report.rows_replaced,
+        "source_row_count": report.source_row_count,
+        "watermark": report.watermark or "",
+        "previous_watermark": report.previous_watermark or "",
+        "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
+        "rows_per_second": dg.MetadataValue.float(round(report.rows_per_second, 1)),
+        "bytes_copied": report.bytes_copied,
+        "adjusted_values": report.adjusted_values,
+        "added_columns": ", ".join(report.added_columns),
+        "widened_columns": ", ".join(report.widened_columns),
+        "dropped_columns_kept": ", ".join(report.dropped_columns),
+        "notes": "; ".join(report.notes),
+    }
+
+
+def row_count_check(report: SyncReport, key: dg.AssetKey) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=ROW_COUNT_CHECK,
+        passed=report.counts_match,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "postgres_rows": report.row_count,
+            "mysql_rows_in_snapshot": report.source_row_count,
+        },
+    )
+
+
+def build_table_asset(
+    table: str, options: config.TableOptions, schema: str
+) -> tuple[dg.AssetSpec, dg.AssetsDefinition]:
+    """The source spec and the PostgreSQL asset for MySQL table `table`."""
+    name = asset_name(table.lower())
+    source = dg.AssetSpec(
+        key=["mysql", name],
+        kinds={"mysql"},
+        group_name=SOURCE_GROUP,
+        description=f"MySQL table `{table}` (read only).",
+    )
+    key = dg.AssetKey(["legacy", name])
+
+    @dg.asset(
+        key=key,
+        kinds={"postgres"},
+        group_name=GROUP,
+        deps=[source],
+        pool=POOL,
+        description=(
+            f"PostgreSQL table `{schema}.{table.lower()}`: a copy of MySQL `{table}`"
+            f" (mode {options.mode}; incremental on a cursor column when possible)."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                ROW_COUNT_CHECK,
+                asset=key,
+                description="PostgreSQL row count equals MySQL's, counted in the read snapshot.",
+            )
+        ],
+    )
+    def sync_legacy_table(
+        context: dg.AssetExecutionContext, mysql: MySQLResource, postgres: PostgresResource
+    ) -> dg.MaterializeResult:
+        report = sync_table(mysql, postgres, options, log=context.log, target_schema=schema)
+        return dg.MaterializeResult(
+            metadata=report_metadata(report, postgres.database),
+            check_results=[row_count_check(report, key)],
+        )
+
+    return source, sync_legacy_table
+
 
 def build_mysql_defs() -> dg.Definitions:
-    return dg.Definitions()
+    tables = config.configured_tables()
+    if not tables:
+        return dg.Definitions()
+    lower_names(tables, "table")  # two tables equal after lower-casing: a clear error
+    section = project_config.section("mysql")
+    schema = config.target_schema()
+    assets: list[dg.AssetSpec | dg.AssetsDefinition] = []
+    for table in tables:
+        assets.extend(build_table_asset(table, config.table_options(table, section), schema))
+    return dg.Definitions(assets=assets)

@@ -12,9 +12,10 @@ import re
 from collections.abc import Iterable
 
 from sync_assets.core.pg import MAX_IDENTIFIER_BYTES, check_identifier
+from sync_assets.core.settings import ConfigError
 
 
-class NameCollisionError(ValueError):
+class NameCollisionError(ConfigError):
     """Two source names become the same name after lower-casing (or key sanitising)."""
 
 
