@@ -47,7 +47,7 @@ def mutate_legacy(conn: pymysql.connections.Connection, rng: random.Random) -> N
             (rng.choice(CUSTOMERS), sku, quantity, Decimal(price) * quantity, now),
         )
         cur.execute(
-            "UPDATE orders SET status = ELT(FIELD(status, 'new', 'paid') + 1, 'paid', 'shipped')"
+            "UPDATE orders SET status = ELT(FIELD(status, 'new', 'paid'), 'paid', 'shipped')"
             " WHERE status IN ('new', 'paid') ORDER BY RAND() LIMIT 1"
         )
         if rng.random() < 0.2:

@@ -37,6 +37,9 @@ class DagsterStack:
     env: dict[str, str]
     port: int
     log_dir: Path
+    # Processes whose output goes to the terminal instead of <log_dir>/<name>.log.
+    console: frozenset[str] = frozenset()
+    daemon_log_level: str = "info"
     webserver: subprocess.Popen | None = None
     daemon: subprocess.Popen | None = None
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -45,9 +48,15 @@ class DagsterStack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _output(self, name: str) -> IO[bytes] | None:
+        if name in self.console:
+            return None
         log = (self.log_dir / f"{name}.log").open("ab")
         self._logs.append(log)
+        return log
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = self._output(name)
         return subprocess.Popen(
             [str(BIN_DIR / args[0]), *args[1:]],
             cwd=REPO_ROOT,
@@ -66,7 +75,10 @@ class DagsterStack:
         wait_for_location_loaded(self.url, self.webserver, timeout)
 
     def start_daemon(self) -> None:
-        self.daemon = self._spawn("daemon", ["dagster-daemon", "run", "-w", "workspace.yaml"])
+        self.daemon = self._spawn(
+            "daemon",
+            ["dagster-daemon", "run", "-w", "workspace.yaml", "--log-level", self.daemon_log_level],
+        )
 
     def start(self) -> None:
         self.start_webserver()

@@ -1,0 +1,107 @@
+"""`scripts/demo` starts, serves the UI with both schedules on, keeps the legacy DB and the FTP
+directory changing, and a Ctrl-C stops everything it started."""
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sync_assets.devtools.demo_legacy import mutate_legacy, seed_legacy
+from sync_assets.devtools.demo_machines import HEADER, MACHINES, MachineSimulator
+from sync_assets.devtools.demo_stack import REPO_ROOT, graphql, wait_for_http
+from sync_assets.devtools.servers import free_port, port_open
+from sync_assets_tests.conftest import (
+    _unique_name,
+    create_mysql_database,
+    drop_mysql_database,
+    drop_pg_database,
+    mysql_admin_connect,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SCHEDULE_STATUS = """
+{ schedulesOrError(repositorySelector: {repositoryLocationName: "sync_assets",
+    repositoryName: "__repository__"}) {
+  ... on Schedules { results { name scheduleState { status } } } } }
+"""
+
+
+def _order_count(mysql_server, database: str) -> int:
+    with mysql_admin_connect(mysql_server, database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM orders")
+        return cur.fetchone()[0]
+
+
+def test_demo_serves_the_ui_and_ctrl_c_stops_everything(
+    pg_server, mysql_server, tmp_path: Path
+) -> None:
+    names = {key: _unique_name(f"sa_demo_{key}") for key in ("pg", "dagster", "mysql")}
+    port = free_port()
+    demo = subprocess.Popen(
+        [str(REPO_ROOT / "scripts" / "demo"), "--port", str(port), "--workdir", str(tmp_path),
+         "--pg-db", names["pg"], "--dagster-db", names["dagster"], "--mysql-db", names["mysql"]],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/server_info", demo, timeout=240)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the UI answers before the code location loads
+            data = graphql(base, SCHEDULE_STATUS)["schedulesOrError"]
+            if data.get("results"):
+                break
+            time.sleep(1)
+        states = {s["name"]: s["scheduleState"]["status"] for s in data["results"]}
+        assert states == {"ftp_logs_schedule": "RUNNING", "mysql_sync_schedule": "RUNNING"}
+        assert _order_count(mysql_server, names["mysql"]) >= 3
+        logs = list((tmp_path / "ftp").rglob("*.csv"))
+        assert logs and all(p.read_text().startswith("timestamp,machine,") for p in logs)
+        demo.send_signal(signal.SIGINT)
+        output, _ = demo.communicate(timeout=90)
+        assert demo.returncode == 0, output[-3000:]
+        assert "[demo] stopped" in output
+        assert not port_open("127.0.0.1", port), "the webserver outlived the demo"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        drop_pg_database(pg_server, names["pg"])
+        drop_pg_database(pg_server, names["dagster"])
+        drop_mysql_database(mysql_server, names["mysql"])
+
+
+def test_demo_legacy_seed_is_idempotent_and_changes_move_data_on(mysql_server) -> None:
+    database = create_mysql_database(mysql_server, "sa_demo_seed")
+    try:
+        with mysql_admin_connect(mysql_server, database) as conn, conn.cursor() as cur:
+            seed_legacy(conn)
+            seed_legacy(conn)  # a second demo start must not fail nor duplicate rows
+            cur.execute("SELECT COUNT(*), SUM(status = 'new') FROM orders")
+            assert cur.fetchone() == (3, 1)
+            rng = random.Random(1)
+            for _ in range(3):
+                mutate_legacy(conn, rng)
+            cur.execute("SELECT COUNT(*), MAX(updated_at) > '2026-01-01' FROM orders")
+            assert cur.fetchone() == (6, 1)
+            cur.execute("SELECT COUNT(*) FROM orders WHERE status IN ('paid', 'shipped')")
+            assert cur.fetchone()[0] >= 3  # each round moves one order on
+    finally:
+        drop_mysql_database(mysql_server, database)
+
+
+def test_machines_append_lines_and_rotate_files(tmp_path: Path) -> None:
+    simulator = MachineSimulator(tmp_path, rotate_every=2)
+    simulator.step()
+    first = {p: p.read_text() for p in tmp_path.rglob("*.csv")}
+    simulator.step()
+    assert len(first) == len(MACHINES)
+    for path, text in first.items():
+        grown = path.read_text()
+        assert grown.startswith(text) and len(grown) > len(text)  # appended, never rewritten
+        assert grown.count(HEADER) == 1
+    simulator.step()
+    assert len(list(tmp_path.rglob("*.csv"))) == 2 * len(MACHINES)
