@@ -1,0 +1,141 @@
+"""The benchmark harness itself, on tiny sizes: it runs end to end and its checks can fail.
+
+Real servers only: MariaDB and PostgreSQL from the test bed, a pyftpdlib server started by the
+harness. The whole module stays well under 30 seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks import dataset, verify
+from benchmarks.__main__ import main
+from benchmarks.corpus import CorpusSpec, build_corpus, corpus_check
+from benchmarks.floors import FLOOR_SCHEMA, FTP_FLOOR_TABLE, FloorRunner
+from benchmarks.servers import BenchServers
+from sync_assets.devtools.servers import ServerInfo
+from sync_assets_tests.conftest import create_mysql_database, drop_mysql_database
+
+SMOKE_ROWS = 2_000
+
+
+@pytest.fixture
+def bench_servers(
+    pg_server: ServerInfo, mysql_server: ServerInfo, monkeypatch: pytest.MonkeyPatch
+) -> BenchServers:
+    """The harness pointed at the test bed's servers (the same variables a user would set)."""
+    for prefix, server in (("BENCH_PG", pg_server), ("BENCH_MYSQL", mysql_server)):
+        monkeypatch.setenv(f"{prefix}_HOST", server.host)
+        monkeypatch.setenv(f"{prefix}_PORT", str(server.port))
+        monkeypatch.setenv(f"{prefix}_USER", server.user)
+        monkeypatch.setenv(f"{prefix}_PASSWORD", server.password)
+    return BenchServers(pg_server, mysql_server)
+
+
+@pytest.fixture
+def source_db(mysql_server: ServerInfo) -> Iterator[str]:
+    name = create_mysql_database(mysql_server, "sa_bench_smoke")
+    yield name
+    drop_mysql_database(mysql_server, name)
+
+
+@pytest.fixture
+def floor_db(bench_servers: BenchServers) -> Iterator[str]:
+    name = bench_servers.create_pg_database("smoke")
+    yield name
+    bench_servers.drop_pg_database(name)
+
+
+def test_generated_table_is_deterministic_and_typical(
+    bench_servers: BenchServers, source_db: str
+) -> None:
+    with bench_servers.mysql_connect(source_db) as conn:
+        dataset.generate(conn, source_db, SMOKE_ROWS)
+        first = verify.mysql_fingerprint(conn, source_db, dataset.TABLE, dataset.PRIMARY_KEY)
+        dataset.generate(conn, source_db, SMOKE_ROWS)
+        again = verify.mysql_fingerprint(conn, source_db, dataset.TABLE, dataset.PRIMARY_KEY)
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT SUM(note IS NULL), SUM(customer REGEXP '[^ -~]'),"
+                f" AVG(LENGTH(CONCAT_WS(' ', {', '.join(dataset.COLUMNS)})))"
+                f" FROM `{dataset.TABLE}`"
+            )
+            nulls, non_ascii, avg_bytes = cur.fetchone()
+    assert first == again
+    assert first.rows == SMOKE_ROWS and len(first.columns) == len(dataset.COLUMNS)
+    assert nulls == SMOKE_ROWS // 4 and non_ascii > SMOKE_ROWS // 2
+    assert 120 < float(avg_bytes) < 200  # "about 150 bytes a row"
+
+
+def test_verifier_accepts_the_raw_pipe_and_catches_one_changed_value(
+    bench_servers: BenchServers, source_db: str, floor_db: str, tmp_path: Path
+) -> None:
+    with bench_servers.mysql_connect(source_db) as conn:
+        dataset.generate(conn, source_db, SMOKE_ROWS)
+        source = verify.mysql_fingerprint(conn, source_db, dataset.TABLE, dataset.PRIMARY_KEY)
+    floors = FloorRunner(bench_servers, floor_db, source_db, tmp_path)
+    assert floors.raw_pipe().returncode == 0
+
+    def target() -> verify.Fingerprint:
+        with bench_servers.pg_connect(floor_db) as pg:
+            return verify.pg_fingerprint(pg, FLOOR_SCHEMA, dataset.TABLE, dataset.PRIMARY_KEY)
+
+    assert verify.compare(source, target()).ok
+    table = f"{FLOOR_SCHEMA}.{dataset.TABLE}"
+    with bench_servers.pg_connect(floor_db) as pg:
+        # One double off by one unit in the last place, two notes swapped between rows.
+        pg.execute(f"UPDATE {table} SET weight = weight * (1 + 2.3e-16) WHERE id = 7")
+        pg.execute(
+            f"UPDATE {table} t SET note = s.note FROM {table} s"
+            " WHERE (t.id, s.id) IN ((1, 2), (2, 1))"
+        )
+    comparison = verify.compare(source, target())
+    assert not comparison.ok
+    assert comparison.differing_columns == ["note", "weight"]
+
+
+def test_corpus_check_matches_floor_load_and_catches_a_lost_line(
+    bench_servers: BenchServers, source_db: str, floor_db: str, tmp_path: Path
+) -> None:
+    corpus = build_corpus(CorpusSpec(files=3, lines=500, gzip_every=2), tmp_path / "corpus")
+    assert sorted(p.name for p in corpus.paths()) == [
+        "log_0000.csv.gz",
+        "log_0001.csv",
+        "log_0002.csv.gz",
+    ]
+    floors = FloorRunner(bench_servers, floor_db, source_db, tmp_path)
+    assert floors.ftp_copy(corpus).returncode == 0
+    with bench_servers.pg_connect(floor_db) as pg:
+        assert verify.CorpusCheck(corpus.expected, corpus_check(pg, FLOOR_SCHEMA,
+                                                               FTP_FLOOR_TABLE)).ok  # fmt: skip
+        pg.execute(f"DELETE FROM {FLOOR_SCHEMA}.{FTP_FLOOR_TABLE} WHERE counter = 700")
+        lost = verify.CorpusCheck(corpus.expected, corpus_check(pg, FLOOR_SCHEMA, FTP_FLOOR_TABLE))
+    assert not lost.ok and "rows: expected 1500 got 1499" in lost.describe()
+
+
+@pytest.mark.slow
+def test_whole_suite_runs_on_tiny_sizes(
+    bench_servers: BenchServers, source_db: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = ["--rows", str(SMOKE_ROWS), "--files", "3", "--lines", "300", "--repeats", "1"]
+    code = main(["run", *args, "--mysql-db", source_db, "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    results = list(tmp_path.glob("bench_*.json"))
+    assert code == 0, out
+    assert len(results) == 1
+    data = json.loads(results[0].read_text())
+    keys = {row["key"] for row in data["rows"]}
+    assert keys == {"mysql_read", "pg_copy", "raw_pipe", "full_sync", "incremental", "no_change",
+                    "cli_no_change", "ftp_floor", "ftp_sync"}  # fmt: skip
+    assert data["ok"] and all(check["ok"] for check in data["checks"].values())
+    assert {"full sync", "incremental sync (1%)", "ftp ingestion"} <= set(data["checks"])
+    full = next(row for row in data["rows"] if row["key"] == "full_sync")
+    assert full["median"]["peak_rss"] > 0 and full["median"]["cpu"] > 0
+    assert full["median"]["first_row"] is not None
+    assert data["ratios"]["full_sync"] > 0
+    assert "sync_assets: full sync" in out
+    assert not (tmp_path / "work").exists()  # scratch space cleaned up
