@@ -44,6 +44,10 @@ class RetryPolicy:
     backoff_seconds: float = 1.0
 
 
+class ShortTransferError(OSError):
+    """The data connection ended before the expected bytes arrived (dropped, or shrank)."""
+
+
 class FTPClient:
     """One logical session to the FTP server; reconnects transparently when it breaks."""
 
@@ -118,6 +122,8 @@ class FTPClient:
                 self._drop()
                 reason = self.resource.redact(f"{type(exc).__name__}: {exc}")
                 if attempt == self.policy.attempts:
+                    if isinstance(exc, ShortTransferError):
+                        raise  # the file itself is shorter now: the caller decides
                     raise SourceUnavailableError(
                         f"FTP {self.resource.describe()}: {what} failed after {attempt} "
                         f"attempts: {reason}"
@@ -212,6 +218,8 @@ class FTPClient:
                 ftp.voidresp()  # a dropped data connection shows here as 426: retried
             else:
                 _end_aborted_transfer(ftp)
+            if limit is not None and written < limit:
+                raise ShortTransferError(f"transfer ended at byte {offset + written}")
             return written
 
         return self.call(f"download {path!r}", action)

@@ -25,7 +25,7 @@ import psycopg
 
 from sync_assets.core.locks import advisory_lock
 from sync_assets.ftp import store
-from sync_assets.ftp.client import FTPClient, RetryPolicy
+from sync_assets.ftp.client import FTPClient, RetryPolicy, ShortTransferError
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.formats import (
     SAMPLE_BYTES,
@@ -350,9 +350,10 @@ class _Run:
         start = outcome.resumed_from
         resumed = entry if start else None
         with tempfile.TemporaryFile(prefix="sync_assets_ftp_") as tmp:
-            got = self.client.download(remote.path, start, tmp, snap.size - start)
-            if got != snap.size - start:
-                raise FileChangedError(f"expected {snap.size - start} bytes, got {got}")
+            try:
+                got = self.client.download(remote.path, start, tmp, snap.size - start)
+            except ShortTransferError as exc:
+                raise FileChangedError(f"{remote.path} is shorter than listed: {exc}") from None
             outcome.bytes_read = got
             tmp.seek(0)
             head = tmp.read(HEAD_BYTES) if start == 0 else b""

@@ -98,16 +98,27 @@ def converter_for(pg_type: str, decimal: str) -> Converter:
     return to_text
 
 
-def infer_type(values: Iterable[str], decimal: str) -> str:
-    """The narrowest type that accepts every (non-null) sample value; text when none."""
-    candidates = [BIGINT, DOUBLE, BOOLEAN, TIMESTAMP]
-    seen = False
-    for value in values:
-        seen = True
-        candidates = [t for t in candidates if _fits(t, value, decimal)]
-        if not candidates:
-            return TEXT
-    return candidates[0] if seen else TEXT
+def infer_type(values: Iterable[str], decimal: str, tolerance: float = 0.1) -> str:
+    """The narrowest type that accepts the sample values, allowing a few bad ones.
+
+    A stray bad value (e.g. "oops" in a temperature column) must not turn a numeric column
+    into text: the type is kept if at most `tolerance` of the values do not fit; those lines
+    become rejects. Text when no type fits well enough or there is no value.
+    """
+    sample = list(values)
+    if not sample:
+        return TEXT
+    allowed_misses = int(len(sample) * tolerance)
+    for pg_type in (BIGINT, DOUBLE, BOOLEAN, TIMESTAMP):
+        misses = 0
+        for value in sample:
+            if not _fits(pg_type, value, decimal):
+                misses += 1
+                if misses > allowed_misses:
+                    break
+        else:
+            return pg_type
+    return TEXT
 
 
 def _fits(pg_type: str, value: str, decimal: str) -> bool:
