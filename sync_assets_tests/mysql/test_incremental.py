@@ -1,0 +1,126 @@
+"""Incremental sync: inserts, updates (even at the watermark's timestamp), late commits,
+deletes; a run with no change writes nothing; the delete guard; the advisory lock."""
+
+from __future__ import annotations
+
+import psycopg
+import pymysql
+import pytest
+
+from sync_assets.core.locks import LockBusyError, advisory_lock
+from sync_assets.mysql.sync import DeleteGuardError
+from sync_assets.resources import PostgresResource
+from sync_assets_tests.mysql.conftest import SyncFn, assert_same_table, run_sql
+
+TABLE = """CREATE TABLE orders (
+  id INT PRIMARY KEY, item VARCHAR(40), qty INT,
+  updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+  KEY (updated_at))"""
+
+
+def _versions(pg: psycopg.Connection, schema: str) -> dict[int, str]:
+    """Row id → xmin: changes whenever PostgreSQL writes the row."""
+    rows = pg.execute(f"SELECT id, xmin::text FROM {schema}.orders").fetchall()
+    return dict(rows)
+
+
+def _seed(src: pymysql.Connection, rows: int = 10) -> None:
+    values = ", ".join(f"({i}, 'item {i}', {i}, '2024-01-01 10:00:00')" for i in range(1, rows + 1))
+    run_sql(src, TABLE, f"INSERT INTO orders VALUES {values}")
+
+
+def test_changes_arrive_and_an_unchanged_run_writes_nothing(
+    src: pymysql.Connection, pg_conn: psycopg.Connection, sync: SyncFn, target_schema: str
+) -> None:
+    _seed(src)
+    first = sync("orders")
+    assert first.mode == "full_refresh" and first.reason == "first load"
+    assert first.watermark == "2024-01-01 10:00:00.000000"
+
+    before = _versions(pg_conn, target_schema)
+    idle = sync("orders")
+    assert idle.mode == "incremental"
+    assert (idle.rows_inserted, idle.rows_updated, idle.rows_deleted) == (0, 0, 0)
+    assert _versions(pg_conn, target_schema) == before  # not one row rewritten
+
+    run_sql(
+        src,
+        "INSERT INTO orders VALUES (11, 'new', 1, '2024-01-01 10:05:00')",
+        # same timestamp as the stored watermark: must still be picked up
+        "UPDATE orders SET qty = 100, updated_at = '2024-01-01 10:00:00' WHERE id = 2",
+        # a late commit: newer than the watermark's row, older than the new maximum
+        "UPDATE orders SET item = 'late', updated_at = '2024-01-01 10:03:00' WHERE id = 3",
+        "DELETE FROM orders WHERE id = 4",
+    )
+    changed = sync("orders")
+    assert changed.mode == "incremental"
+    assert (changed.rows_inserted, changed.rows_updated, changed.rows_deleted) == (1, 2, 1)
+    assert changed.watermark == "2024-01-01 10:05:00.000000"
+    assert changed.row_count == changed.source_row_count == 10
+    assert_same_table(src, pg_conn, target_schema, "orders")
+
+    # A row committed late with a timestamp inside the overlap window below the watermark.
+    run_sql(src, "UPDATE orders SET qty = 7 WHERE id = 5")
+    run_sql(src, "UPDATE orders SET updated_at = '2024-01-01 10:01:00' WHERE id = 5")
+    late = sync("orders")
+    assert (late.rows_inserted, late.rows_updated, late.rows_deleted) == (0, 1, 0)
+    assert_same_table(src, pg_conn, target_schema, "orders")
+
+    before = _versions(pg_conn, target_schema)
+    again = sync("orders")
+    assert (again.rows_inserted, again.rows_updated, again.rows_deleted) == (0, 0, 0)
+    assert _versions(pg_conn, target_schema) == before
+
+
+def test_delete_guard_refuses_to_wipe_the_copy(
+    src: pymysql.Connection, pg_conn: psycopg.Connection, sync: SyncFn, target_schema: str
+) -> None:
+    _seed(src)
+    sync("orders")
+    run_sql(src, "DELETE FROM orders WHERE id > 2")
+    with pytest.raises(DeleteGuardError, match="would delete 8 of 10 rows"):
+        sync("orders")
+    assert pg_conn.execute(f"SELECT count(*) FROM {target_schema}.orders").fetchone() == (10,)
+
+    run_sql(src, "DELETE FROM orders")
+    with pytest.raises(DeleteGuardError, match="returned no rows"):
+        sync("orders")
+    with pytest.raises(DeleteGuardError, match="returned no rows"):
+        sync("orders", mode="full_refresh")
+    assert pg_conn.execute(f"SELECT count(*) FROM {target_schema}.orders").fetchone() == (10,)
+
+    emptied = sync("orders", max_delete_fraction=1.0)
+    assert emptied.rows_deleted == 10 and emptied.row_count == 0
+
+
+def test_full_refresh_on_request_and_deletes_always(
+    src: pymysql.Connection, pg_conn: psycopg.Connection, sync: SyncFn, target_schema: str
+) -> None:
+    _seed(src)
+    sync("orders")
+    # Insert one row and delete another: counts stay equal, so only `deletes: always` sees it.
+    run_sql(
+        src,
+        "INSERT INTO orders VALUES (99, 'x', 1, '2024-01-01 10:00:00')",
+        "DELETE FROM orders WHERE id = 1",
+    )
+    report = sync("orders", deletes="always")
+    assert (report.rows_inserted, report.rows_deleted) == (1, 1)
+    assert_same_table(src, pg_conn, target_schema, "orders")
+    full = sync("orders", mode="full_refresh")
+    assert full.mode == "full_refresh" and full.reason == "full refresh configured"
+    assert full.rows_replaced == 10 and full.row_count == 10
+    assert_same_table(src, pg_conn, target_schema, "orders")
+
+
+def test_two_runs_on_one_table_never_interleave(
+    src: pymysql.Connection, pg_resource: PostgresResource, sync: SyncFn, target_schema: str
+) -> None:
+    _seed(src)
+    with (
+        pg_resource.connection(autocommit=True) as other_run,
+        advisory_lock(other_run, f"mysql:{target_schema}.orders"),
+        pytest.raises(LockBusyError, match="another run is syncing"),
+    ):
+        sync("orders", lock_wait_seconds=0.3)
+    assert sync("orders").row_count == 10
