@@ -54,6 +54,8 @@ class SourceConfig:
     retries: int = 4
     retry_backoff_seconds: float = 1.0
     chunk_lines: int = 20_000
+    # How long a run waits for another run of the same source before refusing.
+    lock_wait_seconds: float = 30.0
     options: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

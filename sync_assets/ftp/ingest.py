@@ -42,7 +42,11 @@ from sync_assets.ftp.types import parse_timestamp
 from sync_assets.resources import FTPResource, PostgresResource, SourceUnavailableError
 
 HEAD_BYTES = 1024
-LOCK_WAIT_SECONDS = 30.0
+
+
+def lock_name(source: SourceConfig) -> str:
+    """The advisory lock that keeps two runs (or a run and `reingest`) of a source apart."""
+    return f"sync_assets.ftp:{source.name}"
 
 
 @dataclass
@@ -147,7 +151,7 @@ def ingest_source(
     report = IngestReport(source.name, source.schema, source.table_name, run_id or uuid.uuid4().hex)
     logger = log or logging.getLogger(__name__)
     with postgres_resource.connection(autocommit=True) as lock_conn, advisory_lock(
-        lock_conn, f"sync_assets.ftp:{source.name}", LOCK_WAIT_SECONDS
+        lock_conn, lock_name(source), source.lock_wait_seconds
     ), postgres_resource.connection(autocommit=True) as conn:  # fmt: skip
         _prepare(conn, source)
         client = FTPClient(
