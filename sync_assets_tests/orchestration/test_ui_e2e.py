@@ -38,7 +38,9 @@ def _legacy_assets(nodes: dict[str, dict]) -> list[str]:
 
 def _check_edges(nodes: dict[str, dict], group: str, target: str, source: str) -> int:
     """Every asset `target/<n>` of `group` depends on `source/<n>`; returns how many there are."""
-    members = [key for key, node in nodes.items() if node["groupName"] == group]
+    members = [
+        key for key, node in nodes.items() if node["groupName"] == group and node["isExecutable"]
+    ]
     for key in members:
         prefix, _, name = key.partition("/")
         assert prefix == target, key
@@ -46,7 +48,7 @@ def _check_edges(nodes: dict[str, dict], group: str, target: str, source: str) -
         assert f"{source}/{name}" in deps, (key, deps)
         assert f"{source}/{name}" in nodes, f"source {source}/{name} missing from the graph"
         assert nodes[key]["kinds"], f"{key} has no kinds"
-        assert nodes[key]["isExecutable"]
+        assert not nodes[f"{source}/{name}"]["isExecutable"], f"{source}/{name} is external"
     return len(members)
 
 
@@ -179,20 +181,21 @@ def _render(url: str, screenshot: Path) -> str:
     return dom.stdout
 
 
-def _synced_asset_names(e2e: E2EEnv) -> set[str]:
-    nodes = _asset_nodes(e2e)
-    groups = ("machine_logs", "legacy_mysql")
-    return {key.split("/")[-1] for key, node in nodes.items() if node["groupName"] in groups}
+SYNCED_GROUPS = ("legacy_mysql", "machine_logs")
 
 
-def test_browser_renders_the_lineage_page(e2e: E2EEnv) -> None:
+@pytest.mark.parametrize("group", SYNCED_GROUPS)
+def test_browser_renders_the_lineage_page(e2e: E2EEnv, group: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    dom = _render(f"{e2e.stack.url}/asset-groups", ARTIFACTS / "lineage.png")
-    names = _synced_asset_names(e2e)
+    page = f"/locations/sync_assets/asset-groups/{group}/lineage"
+    dom = _render(f"{e2e.stack.url}{page}", ARTIFACTS / f"lineage-{group}.png")
+    names = {
+        key.split("/")[-1] for key, node in _asset_nodes(e2e).items() if node["groupName"] == group
+    }
     if not names:
-        pytest.skip("screenshot saved; no synced assets in the code location yet to look for")
-    missing = sorted(name for name in names if name not in dom)
-    assert not missing, f"not rendered on the lineage page: {missing}"
+        pytest.skip(f"screenshot saved; no asset in group {group} yet to look for")
+    missing = sorted(name for name in names if f">{name}<" not in dom)
+    assert not missing, f"not rendered on {page}: {missing}"
 
 
 def test_browser_renders_the_schedules_page(e2e: E2EEnv) -> None:
