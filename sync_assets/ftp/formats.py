@@ -97,7 +97,7 @@ def _detect_delimiter(lines: Sequence[str]) -> str | None:
         if not counts or counts[0] == 0:
             continue
         agree = sum(1 for c in counts if c == counts[0])
-        if agree * 10 >= len(counts) * 8 and (best is None or agree > best[0]):
+        if agree * 2 > len(counts) and (best is None or agree > best[0]):
             best = (agree, delim)
     return best[1] if best else None
 
