@@ -15,7 +15,7 @@ import pytest
 
 from sync_assets.devtools.demo_legacy import DEMO_TABLES, seed_legacy
 from sync_assets.devtools.demo_machines import MachineSimulator
-from sync_assets.devtools.demo_stack import DagsterStack, prepare_dagster_home
+from sync_assets.devtools.demo_stack import DagsterStack, graphql, prepare_dagster_home
 from sync_assets.devtools.ftp_server import FTPServerHandle, start_ftp_server
 from sync_assets.devtools.servers import ServerInfo, free_port
 from sync_assets_tests.conftest import (
@@ -76,6 +76,8 @@ def e2e(pg_server: ServerInfo, mysql_server: ServerInfo, tmp_path_factory) -> It
     stack = DagsterStack(env=env, port=free_port(), log_dir=workdir)
     try:
         stack.start()
+        # The UI's one-time newsletter dialog would cover the screenshots: mark it seen.
+        graphql(stack.url, "mutation { setNuxSeen }")
         yield E2EEnv(stack, pg_server, data_db, mysql_db, ftp)
     finally:
         stack.stop()
