@@ -51,8 +51,12 @@ def start_ftp_server(
     mlsd: bool = True,
     port: int = 0,
     handler_base: type[FTPHandler] | None = None,
+    host: str = "127.0.0.1",
 ) -> FTPServerHandle:
-    """Serve `root` with full permissions for `user` on 127.0.0.1:`port` (0 = free port)."""
+    """Serve `root` with full permissions for `user` on `host`:`port` (0 = free port).
+
+    `host` stays loopback for tests; the compose demo container serves on 0.0.0.0.
+    """
     authorizer = DummyAuthorizer()
     authorizer.add_user(user, password, str(root), perm="elradfmwMT")
     base = handler_base or (FTPHandler if mlsd else ListOnlyFTPHandler)
@@ -61,7 +65,7 @@ def start_ftp_server(
     handler.passive_ports = None
     handler.permit_foreign_addresses = False
     handler.banner = "sync_assets test FTP server ready."
-    server = ThreadedFTPServer(("127.0.0.1", port), handler)
+    server = ThreadedFTPServer((host, port), handler)
     server.max_cons = 256
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"timeout": 0.2, "blocking": True}, daemon=True

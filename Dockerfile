@@ -1,0 +1,46 @@
+# One image for the three roles: code server (`dagster api grpc`), webserver and daemon.
+# Dependencies come from uv.lock only (`uv sync --frozen`); the process runs as a non-root user.
+# Targets: `runtime` (default, last) and `demo` (adds the dev group: the demo FTP feed).
+
+FROM python:3.11-slim-bookworm AS base
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH \
+    DAGSTER_HOME=/opt/dagster/home \
+    SYNC_ASSETS_STATE_DIR=/opt/dagster/state
+RUN groupadd --system --gid 10001 dagster \
+    && useradd --system --uid 10001 --gid dagster --home-dir /opt/dagster --create-home dagster
+
+FROM base AS build
+ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
+RUN pip install --no-cache-dir uv==0.13.9
+WORKDIR /src
+# Dependencies first (cached while only the code changes), then the project itself.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project --no-editable
+COPY sync_assets ./sync_assets
+RUN uv sync --frozen --no-dev --no-editable
+
+FROM build AS build-demo
+RUN uv sync --frozen --no-editable
+
+FROM base AS app
+WORKDIR /opt/dagster/app
+COPY --chown=dagster:dagster dagster.yaml /opt/dagster/home/dagster.yaml
+COPY --chown=dagster:dagster workspace.docker.yaml ./workspace.yaml
+COPY --chown=dagster:dagster deploy/docker/healthcheck.sh /usr/local/bin/sync-assets-healthcheck
+RUN mkdir -p /opt/dagster/state && chown dagster:dagster /opt/dagster/state
+EXPOSE 3000 4000
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["/usr/local/bin/sync-assets-healthcheck"]
+
+FROM app AS demo
+COPY --from=build-demo /opt/venv /opt/venv
+USER 10001:10001
+CMD ["python", "-m", "sync_assets.devtools.demo_feed", "--host", "0.0.0.0", "--port", "2121"]
+
+FROM app AS runtime
+COPY --from=build /opt/venv /opt/venv
+USER 10001:10001
+# The code server; the webserver and daemon services override the command.
+CMD ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", "4000", "-m", "sync_assets.definitions"]
