@@ -1,6 +1,7 @@
 """One stdout line per run start and finish: what `tail -f /var/log/cron.log` gave before.
 
-Run-status sensors print a single `key=value` line per event, e.g.
+One sensor (`run_log`) follows the run start/finish events in the instance, in order, and
+prints a single `key=value` line per event, e.g.
 
     sync_assets run finished status=SUCCESS job=mysql_sync_job run=1a2b... duration=12.4s
         assets=16 rows=47268
@@ -62,19 +63,27 @@ def format_line(event: str, fields: dict[str, object]) -> str:
     return redact_secrets(f"sync_assets run {event} {parts}")
 
 
-def emit(context: dg.RunStatusSensorContext, line: str) -> None:
-    print(line, flush=True)  # the container's stdout, as the cron log was
-    context.log.info(line)
+RUN_EVENTS = {
+    dg.DagsterEventType.RUN_START: "started",
+    dg.DagsterEventType.RUN_SUCCESS: "finished",
+    dg.DagsterEventType.RUN_FAILURE: "finished",
+    dg.DagsterEventType.RUN_CANCELED: "finished",
+}
+BATCH = 100
 
 
-def finished_line(context: dg.RunStatusSensorContext, error: str | None = None) -> str:
-    run = context.dagster_run
-    figures = run_figures(context.instance, run.run_id)
+def started_line(run: dg.DagsterRun) -> str:
+    selected = len(run.asset_selection) if run.asset_selection else "all"
+    return format_line("started", {"job": run.job_name, "run": run.run_id, "assets": selected})
+
+
+def finished_line(instance: dg.DagsterInstance, run: dg.DagsterRun, error: str | None) -> str:
+    figures = run_figures(instance, run.run_id)
     fields: dict[str, object] = {
         "status": run.status.value,
         "job": run.job_name,
         "run": run.run_id,
-        "duration": _duration(context.instance, run.run_id),
+        "duration": _duration(instance, run.run_id),
         "assets": figures.assets,
         "rows": figures.rows,
     }
@@ -83,43 +92,50 @@ def finished_line(context: dg.RunStatusSensorContext, error: str | None = None) 
     return format_line("finished", fields)
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.STARTED,
-    name="run_started_log",
+def status_changes_since(instance: dg.DagsterInstance, after_id: int) -> list[dg.EventLogRecord]:
+    """Run start/finish events stored after `after_id`, oldest first, across all four kinds."""
+    records: list[dg.EventLogRecord] = []
+    for event_type in RUN_EVENTS:
+        result = instance.fetch_run_status_changes(
+            dg.RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=after_id),
+            limit=BATCH,
+            ascending=True,
+        )
+        records.extend(result.records)
+    return sorted(records, key=lambda record: record.storage_id)[:BATCH]
+
+
+def line_for(instance: dg.DagsterInstance, record: dg.EventLogRecord) -> str | None:
+    run = instance.get_run_by_id(record.run_id)
+    if run is None:
+        return None
+    if RUN_EVENTS[record.event_log_entry.dagster_event_type] == "started":
+        return started_line(run)
+    error = record.event_log_entry.message if run.status != dg.DagsterRunStatus.SUCCESS else None
+    return finished_line(instance, run, error)
+
+
+@dg.sensor(
+    name="run_log",
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Prints one stdout line when a run starts.",
+    description="Prints one stdout line per run start and finish, with the key figures.",
 )
-def run_started_log(context: dg.RunStatusSensorContext) -> None:
-    run = context.dagster_run
-    selected = len(run.asset_selection or ())
-    emit(
-        context,
-        format_line(
-            "started", {"job": run.job_name, "run": run.run_id, "assets_selected": selected}
-        ),
-    )
+def run_log_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    if context.cursor is None:  # first tick: start from now, not from the whole history
+        latest = context.instance.event_log_storage.get_maximum_record_id() or 0
+        context.update_cursor(str(latest))
+        return dg.SkipReason("run log starts from now")
+    printed = 0
+    after_id = int(context.cursor)
+    for record in status_changes_since(context.instance, after_id):
+        line = line_for(context.instance, record)
+        if line:
+            print(line, flush=True)  # the container's stdout, as the cron log was
+            printed += 1
+        after_id = record.storage_id
+    context.update_cursor(str(after_id))
+    return dg.SkipReason(f"printed {printed} run log line(s)")
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    name="run_succeeded_log",
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Prints one stdout line with the figures when a run succeeds.",
-)
-def run_succeeded_log(context: dg.RunStatusSensorContext) -> None:
-    emit(context, finished_line(context))
-
-
-@dg.run_failure_sensor(
-    name="run_failed_log",
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Prints one stdout line with the figures and the first error line on failure.",
-)
-def run_failed_log(context: dg.RunFailureSensorContext) -> None:
-    emit(context, finished_line(context, context.failure_event.message or "unknown error"))
-
-
-RUN_LOG_SENSORS = [run_started_log, run_succeeded_log, run_failed_log]
+RUN_LOG_SENSORS = [run_log_sensor]

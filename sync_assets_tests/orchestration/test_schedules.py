@@ -130,3 +130,32 @@ def test_run_figures_and_line_count_rows_and_mask_passwords(instance, monkeypatc
     line = run_log.format_line("finished", {"rows": figures.rows, "error": "pw Zebra-Quartz-9931!"})
     assert line.startswith("sync_assets run finished rows=42 ")
     assert "Zebra-Quartz-9931!" not in line
+
+
+@dg.asset(key=["legacy", "broken"], group_name="legacy_mysql")
+def broken() -> None:
+    raise RuntimeError("cannot connect: password Zebra-Quartz-9931! refused")
+
+
+def _sensor_tick(instance: dg.DagsterInstance, cursor: str | None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    result = run_log.run_log_sensor.evaluate_tick(context)
+    return result.cursor
+
+
+def test_run_log_prints_one_line_per_start_and_finish_in_order(instance, monkeypatch, capsys):
+    monkeypatch.setenv("MYSQL_PASSWORD", "Zebra-Quartz-9931!")
+    cursor = _sensor_tick(instance, None)
+    assert capsys.readouterr().out == ""  # the first tick only marks "now"
+    ok = dg.materialize([counted], instance=instance)
+    failed = dg.materialize([broken], instance=instance, raise_on_error=False)
+    cursor = _sensor_tick(instance, cursor)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[2] for line in lines] == ["started", "finished"] * 2
+    assert f"run={ok.run_id}" in lines[1] and "status=SUCCESS" in lines[1]
+    assert "assets=1 rows=42" in lines[1]
+    assert f"run={failed.run_id}" in lines[3] and "status=FAILURE" in lines[3]
+    assert "error=" in lines[3]
+    assert "Zebra-Quartz-9931!" not in "".join(lines)
+    _sensor_tick(instance, cursor)
+    assert capsys.readouterr().out == ""  # nothing printed twice
