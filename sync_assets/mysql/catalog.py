@@ -15,7 +15,7 @@ from sync_assets.mysql.types import SourceColumn
 
 _COLUMNS_SQL = """
 SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE = 'YES',
-       NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_MAXIMUM_LENGTH, EXTRA
+       NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_MAXIMUM_LENGTH, EXTRA, CHARACTER_SET_NAME
 FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s
 ORDER BY ORDINAL_POSITION
@@ -103,10 +103,19 @@ def read_source_table(conn: pymysql.Connection, database: str, table: str) -> So
                 char_length=char_length,
                 is_json=_text(name) in json_columns,
                 extra=_text(extra or ""),
+                charset=_text(charset) if charset else None,
             )
-            for name, data_type, column_type, nullable, precision, scale, char_length, extra in (
-                cur.fetchall()
-            )
+            for (
+                name,
+                data_type,
+                column_type,
+                nullable,
+                precision,
+                scale,
+                char_length,
+                extra,
+                charset,
+            ) in cur.fetchall()
         ]
         cur.execute(_KEYS_SQL, (database, table))
         keys: dict[str, list[str]] = {}

@@ -48,6 +48,26 @@ def raw_connection(resource: Any) -> pymysql.Connection:
     )
 
 
+_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))
+# Marker bytes from `types` (never valid in UTF-8) → their COPY text meaning.
+_MARKERS = bytes.maketrans(b"\xff\xfe\xfd\xfc", b"\t\n\\\\")
+ROW_SEPARATOR = b"\xfe"
+
+
+def finish_chunk(rows: list[bytes], stats: StreamStats) -> bytes:
+    """Rows as MySQL rendered them (see `types`) → one chunk of COPY text, all in C loops."""
+    chunk = ROW_SEPARATOR.join(rows)
+    for special, escaped in _ESCAPES:
+        if special in chunk:
+            chunk = chunk.replace(special, escaped)
+    if b"\x00" in chunk:  # PostgreSQL text cannot hold NUL characters: removed, counted
+        stats.adjusted += chunk.count(b"\x00")
+        chunk = chunk.replace(b"\x00", b"")
+    if b"\xfc" in chunk:  # zero dates, sent as NULL
+        stats.adjusted += chunk.count(b"\xfc")
+    return chunk.translate(_MARKERS) + b"\n"
+
+
 def read_chunks(
     cur: pymysql.cursors.SSCursor, batch_rows: int, stats: StreamStats
 ) -> Iterator[bytes]:
@@ -57,15 +77,12 @@ def read_chunks(
         if not rows:
             return
         try:
-            chunk = b"\n".join(map(_first, rows)) + b"\n"
+            chunk = finish_chunk(list(map(_first, rows)), stats)
         except TypeError:
             raise RowTooLargeError(
                 "a row is larger than MySQL's max_allowed_packet once rendered as text;"
                 " raise max_allowed_packet on the MySQL server"
             ) from None
-        if b"\x00" in chunk:  # one NUL byte per adjusted value, emitted by MySQL
-            stats.adjusted += chunk.count(b"\x00")
-            chunk = chunk.replace(b"\x00", b"")
         stats.rows += len(rows)
         stats.bytes += len(chunk)
         yield chunk

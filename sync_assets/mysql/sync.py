@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,17 @@ class SyncReport:
     widened_columns: list[str] = field(default_factory=list)
     dropped_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the block's wall time to `phase_seconds[phase]` (where a sync spends its time)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            elapsed = time.monotonic() - started
+            self.phase_seconds[phase] = round(self.phase_seconds.get(phase, 0.0) + elapsed, 3)
 
     @property
     def rows_per_second(self) -> float:
@@ -195,7 +207,8 @@ def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> No
         with my.cursor() as cur:
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        snap = _snapshot_facts(job, my)
+        with job.report.timed("snapshot_facts"):
+            snap = _snapshot_facts(job, my)
         plan = _plan(job, existing, state, snap, force_full)
         report = job.report
         report.mode, report.reason = plan.mode, plan.reason
@@ -206,12 +219,13 @@ def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> No
         report.columns = [(m.target, m.pg_type) for m in plan.mappings]
         report.columns += list(plan.dropped.items())
         report.dropped_columns = sorted(plan.dropped)
-        with pg.transaction():
+        with report.timed("commit"), pg.transaction():
             if plan.mode == "incremental":
                 _incremental(job, pg, my, plan, snap, state)
             else:
                 _full_refresh(job, pg, my, plan, existing, snap)
-            report.row_count = _pg_count(pg, job.target_ident)
+            with report.timed("count"):
+                report.row_count = _pg_count(pg, job.target_ident)
             cursor_target = job.names[job.cursor] if job.cursor else None
             save_state(
                 pg,
@@ -328,7 +342,7 @@ def _column_list(names: list[str]) -> sql.Composed:
 
 def _copy(job: _Job, my: pymysql.Connection, pg: psycopg.Connection, select_sql: str,
           params: tuple[Any, ...], copy_stmt: sql.Composable) -> StreamStats:  # fmt: skip
-    with pg.cursor() as cur:
+    with job.report.timed("copy"), pg.cursor() as cur:
         stats = copy_query(my, select_sql, params, cur, copy_stmt, job.options.batch_rows)
     job.report.rows_read += stats.rows
     job.report.adjusted_values += stats.adjusted
@@ -384,7 +398,8 @@ def _full_refresh(
     )
     stats = _copy(job, my, pg, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql}",
                   (), copy_stmt)  # fmt: skip
-    index_names = _add_keys(job, pg, staging_ident)
+    with job.report.timed("keys"):
+        index_names = _add_keys(job, pg, staging_ident)
     if existing:
         current = _pg_count(pg, job.target_ident)
         _guard_deletes(job, current, stats.rows, max(current - stats.rows, 0))
@@ -530,8 +545,10 @@ def _incremental(
                 raise _FullRefreshNeededError(
                     f"column {m.target!r} now holds values other than 0/1"
                 )
-    _upsert(job, pg, plan, stage)
-    _delete_missing(job, pg, my, plan)
+    with job.report.timed("upsert"):
+        _upsert(job, pg, plan, stage)
+    with job.report.timed("deletes"):
+        _delete_missing(job, pg, my, plan)
 
 
 def _upsert(job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifier) -> None:

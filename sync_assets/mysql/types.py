@@ -1,15 +1,17 @@
 """MySQL/MariaDB column types → PostgreSQL types, and the SELECT expression for each column.
 
-The hot path does no per-value work in Python: MySQL renders every value directly in the form
-PostgreSQL's COPY text format expects (escaped, `\\N` for NULL) and concatenates a whole row
-into one string, so Python only joins rows. Values that must be adjusted (zero dates become
-NULL, NUL characters are removed from text) additionally emit one NUL byte per adjusted value;
-a NUL can appear nowhere else in the output, so counting NUL bytes in a chunk counts the
-adjustments, and stripping them is one C-level `bytes.replace`.
+The hot path does almost no per-value work in Python: MySQL renders every value in the text
+form PostgreSQL's COPY expects and concatenates a whole row into one binary string, so Python
+only joins rows and fixes up whole chunks with C-level `bytes` operations.
 
-All constants are written as `CHAR(n USING utf8mb4)` so the SQL means the same whatever the
-server's `sql_mode` (NO_BACKSLASH_ESCAPES) and every piece is utf8mb4, whatever each column's
-own character set is.
+The trick is a few marker bytes that can never occur in the data. Every text value is sent as
+UTF-8 (columns in other character sets are converted first) and every other value is ASCII
+(numbers, dates, hex for binary data, WKT), and 0xFC-0xFF never occur in UTF-8. So MySQL
+separates fields with 0xFF and writes NULL as 0xFD 'N'; a zero date, which PostgreSQL cannot
+hold, becomes 0xFC 'N' (a NULL that is counted as adjusted). Python joins the rows with 0xFE,
+escapes backslash, tab, newline and carriage return in the whole chunk, counts and strips NUL
+characters (PostgreSQL text cannot hold them), then one `bytes.translate` turns 0xFF into tab,
+0xFE into newline and 0xFD/0xFC into a backslash. See `stream.finish_chunk`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from dataclasses import dataclass
 
 from sync_assets.mysql.naming import mq
 
-BACKSLASH = "CHAR(92 USING utf8mb4)"
-TAB = "CHAR(9 USING utf8mb4)"
-NUL = "CHAR(0 USING utf8mb4)"
-NULL_TEXT = f"CONCAT({BACKSLASH}, 'N')"
+FIELD_SEPARATOR = "x'FF'"
+NULL_MARK = "x'FD4E'"  # becomes \N
+ZERO_DATE_MARK = "x'FC4E'"  # becomes \N, counted as an adjusted value
+UTF8_CHARSETS = {"utf8mb4", "utf8mb3", "utf8", "ascii"}
 
 INTEGER_TYPES = {
     # data_type: (signed target, unsigned target)
@@ -65,6 +67,7 @@ class SourceColumn:
     char_length: int | None = None
     is_json: bool = False
     extra: str = ""
+    charset: str | None = None
 
     @property
     def unsigned(self) -> bool:
@@ -87,8 +90,7 @@ class ColumnMapping:
     source: SourceColumn
     target: str  # lower-cased PostgreSQL column name
     pg_type: str  # from a fixed vocabulary plus integers: safe to compose into DDL
-    select_expr: str  # MySQL expression giving the COPY text (escaped) or NULL
-    adjust_expr: str | None = None  # MySQL expression giving NUL when the value was adjusted
+    select_expr: str  # MySQL expression giving the value's COPY text (unescaped) or NULL
 
     @property
     def copy_type(self) -> str:
@@ -96,43 +98,25 @@ class ColumnMapping:
         return "smallint" if self.pg_type == "boolean" else self.pg_type
 
 
-def copy_escaped(expr: str) -> str:
-    """Escape backslash, tab, newline and carriage return for COPY text format, in MySQL."""
-    for code, letter in ((92, "\\"), (9, "t"), (10, "n"), (13, "r")):
-        replacement = (
-            f"CONCAT({BACKSLASH}, {BACKSLASH})"
-            if code == 92
-            else f"CONCAT({BACKSLASH}, '{letter}')"
-        )
-        expr = f"REPLACE({expr}, CHAR({code} USING utf8mb4), {replacement})"
-    return expr
+def _text(col: str, charset: str | None) -> str:
+    """Text as UTF-8 bytes, whatever the column's character set."""
+    if charset and charset.lower() not in UTF8_CHARSETS:
+        return f"CAST(CONVERT({col} USING utf8mb4) AS BINARY)"
+    return f"CAST({col} AS BINARY)"
 
 
-def _text(col: str) -> tuple[str, str]:
-    """Text in any charset → utf8mb4 text; NUL characters removed (and flagged)."""
-    as_utf8 = f"CONVERT({col} USING utf8mb4)"
-    cleaned = f"REPLACE({as_utf8}, {NUL}, '')"
-    return copy_escaped(cleaned), f"IF(LOCATE({NUL}, {as_utf8}) > 0, {NUL}, '')"
+def _temporal(col: str, suffix: str = "") -> str:
+    """Dates whose year, month or day is zero have no PostgreSQL value: a counted NULL."""
+    rendered = f"CONCAT({col}, '{suffix}')" if suffix else col
+    zero = f"YEAR({col}) = 0 OR MONTH({col}) = 0 OR DAYOFMONTH({col}) = 0"
+    return f"IF({zero}, {ZERO_DATE_MARK}, {rendered})"
 
 
-def _zero_date(col: str) -> str:
-    return f"(YEAR({col}) = 0 OR MONTH({col}) = 0 OR DAYOFMONTH({col}) = 0)"
-
-
-def _temporal(col: str, suffix: str = "") -> tuple[str, str]:
-    """Dates whose year, month or day is zero have no PostgreSQL value: NULL, flagged."""
-    rendered = f"CONCAT({col}, '{suffix}')" if suffix else f"CAST({col} AS CHAR)"
-    return (
-        f"IF({_zero_date(col)}, NULL, {rendered})",
-        f"IF({col} IS NOT NULL AND {_zero_date(col)}, {NUL}, '')",
-    )
-
-
-def _set_array(col: str) -> str:
-    """`SET` 'a,b' → PostgreSQL array literal {"a","b"} (members quoted, then COPY-escaped)."""
-    inner = f"REPLACE(REPLACE(CONVERT({col} USING utf8mb4), {BACKSLASH}, CONCAT({BACKSLASH}, {BACKSLASH})), '\"', CONCAT({BACKSLASH}, '\"'))"  # noqa: E501
-    quoted = f"CONCAT('{{\"', REPLACE({inner}, ',', '\",\"'), '\"}}')"
-    return copy_escaped(f"IF({col} = '', '{{}}', {quoted})")
+def _set_array(col: str, charset: str | None) -> str:
+    """`SET` 'a,b' → PostgreSQL array literal {"a","b"} (backslash and quote escaped)."""
+    escaped = f"REPLACE(REPLACE({_text(col, charset)}, x'5C', x'5C5C'), x'22', x'5C22')"
+    quoted = f"CONCAT('{{\"', REPLACE({escaped}, ',', x'222C22'), '\"}}')"
+    return f"IF({col} = '', '{{}}', {quoted})"
 
 
 def _bit_length(column_type: str) -> int:
@@ -146,15 +130,13 @@ def map_column(
     """The PostgreSQL type and SELECT expression for one column (see docs/mysql.md)."""
     c = mq(col.name)
     dt = col.data_type
-    adjust: str | None = None
     if dt in INTEGER_TYPES:
         pg_type = INTEGER_TYPES[dt][1 if col.unsigned else 0]
         if as_boolean and col.bool_candidate:
             pg_type = "boolean"
         expr = c
     elif dt == "decimal":
-        pg_type = f"numeric({col.precision},{col.scale})"
-        expr = c
+        pg_type, expr = f"numeric({col.precision},{col.scale})", c
     elif dt == "float":
         # MySQL prints FLOAT with 6 digits; as DOUBLE it prints the exact binary value.
         pg_type, expr = "real", f"CAST({c} AS DOUBLE)"
@@ -163,35 +145,28 @@ def map_column(
     elif dt == "bit":
         n = _bit_length(col.column_type)
         pg_type, expr = f"bit({n})", f"LPAD(BIN({c}), {n}, '0')"
-    elif dt == "date":
-        pg_type = "date"
-        expr, adjust = _temporal(c)
-    elif dt == "datetime":
-        pg_type = "timestamp"
-        expr, adjust = _temporal(c)
+    elif dt in {"date", "datetime"}:
+        pg_type, expr = ("date" if dt == "date" else "timestamp"), _temporal(c)
     elif dt == "timestamp":
         # The session runs in UTC: the text is the UTC wall clock of the instant.
-        pg_type = "timestamptz"
-        expr, adjust = _temporal(c, "+00")
+        pg_type, expr = "timestamptz", _temporal(c, "+00")
     elif dt == "time":
-        pg_type, expr = "interval", f"CAST({c} AS CHAR)"
+        pg_type, expr = "interval", c
     elif dt == "year":
         pg_type, expr = "smallint", f"CAST({c} AS UNSIGNED)"
     elif col.is_json or dt == "json":
-        pg_type, expr = "jsonb", copy_escaped(f"CONVERT({c} USING utf8mb4)")
+        pg_type, expr = "jsonb", _text(c, col.charset)
     elif dt == "char":
         # CHAR(n) keeps its blank-padded semantics as PostgreSQL character(n).
         pg_type = f"character({col.char_length})" if col.char_length else "text"
-        expr, adjust = _text(c)
+        expr = _text(c, col.charset)
     elif dt in TEXT_TYPES or dt == "enum":
         # ENUM → text without a CHECK (documented): MySQL stores invalid values as ''.
-        pg_type = "text"
-        expr, adjust = _text(c)
+        pg_type, expr = "text", _text(c, col.charset)
     elif dt == "set":
-        pg_type, expr = "text[]", _set_array(c)
+        pg_type, expr = "text[]", _set_array(c, col.charset)
     elif dt in BINARY_TYPES:
-        pg_type = "bytea"
-        expr = f"CONCAT({BACKSLASH}, {BACKSLASH}, 'x', HEX({c}))"
+        pg_type, expr = "bytea", f"CONCAT(x'5C78', HEX({c}))"  # \x + hex digits
     elif dt in SPATIAL_TYPES:
         pg_type, expr = "text", f"ST_AsText({c})"
     elif dt == "uuid":
@@ -203,20 +178,13 @@ def map_column(
             f"column {col.name!r} of table {table!r} has type {col.column_type!r}, which has no"
             " exact PostgreSQL mapping; exclude the table or ask for the type to be added"
         )
-    return ColumnMapping(col, target, pg_type, expr, adjust)
+    return ColumnMapping(col, target, pg_type, expr)
 
 
 def row_expression(mappings: list[ColumnMapping]) -> str:
-    """One MySQL expression giving a whole COPY text line (without the newline)."""
-    parts: list[str] = []
-    for i, m in enumerate(mappings):
-        if i:
-            parts.append(TAB)
-        parts.append(
-            f"IFNULL({m.select_expr}, {NULL_TEXT})" if m.source.nullable else m.select_expr
-        )
-    parts.extend(m.adjust_expr for m in mappings if m.adjust_expr)
-    return f"CONCAT({', '.join(parts)})"
+    """One MySQL expression giving a whole row: fields separated by 0xFF, NULL as 0xFD 'N'."""
+    fields = [f"IFNULL({m.select_expr}, {NULL_MARK})" for m in mappings]
+    return f"CONCAT({f', {FIELD_SEPARATOR}, '.join(fields)})"
 
 
 # Widening changes PostgreSQL can apply in place without changing any stored value's meaning.
