@@ -156,6 +156,9 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Ctrl-C and SIGTERM both stop cleanly, even when started from a shell that ignores SIGINT
+    # for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     args.workdir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
