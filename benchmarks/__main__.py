@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.profile import find_py_spy
 from benchmarks.servers import BenchServers
 from benchmarks.suite import RESULTS_DIR, Options, Suite, log
 
@@ -31,10 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lines", type=_size, default=50_000, help="lines per file (50k)")
     run.add_argument("--gzip-every", type=int, default=5, help="every Nth file gzipped (5)")
     run.add_argument("--repeats", type=int, default=3, help="runs per measurement (3)")
+    run.add_argument(
+        "--ftp-repeats", type=int, default=1, help="runs of the (long) FTP measurements (1)"
+    )
     run.add_argument("--only", default=",".join(PARTS), help=f"subset of {','.join(PARTS)}")
     run.add_argument("--mysql-db", default="sa_bench_src", help="MariaDB database to (re)fill")
     run.add_argument("--results", type=Path, default=RESULTS_DIR, help="output directory")
     run.add_argument("--keep", action="store_true", help="keep the PostgreSQL databases")
+    run.add_argument(
+        "--profile", action="store_true", help="also profile one sync of each kind with py-spy"
+    )
     return parser
 
 
@@ -42,20 +49,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     parts = frozenset(p.strip() for p in args.only.split(",") if p.strip())
     unknown = parts - set(PARTS)
-    if unknown or args.repeats < 1 or args.rows < 1:
+    if unknown or min(args.repeats, args.ftp_repeats, args.rows) < 1:
         print(f"bad arguments: parts {sorted(unknown)}, repeats/rows must be >= 1", file=sys.stderr)
         return 2
     opts = Options(
         rows=args.rows, files=args.files, lines=args.lines, gzip_every=args.gzip_every,
-        repeats=args.repeats, mysql_db=args.mysql_db, parts=parts,
+        repeats=args.repeats, ftp_repeats=args.ftp_repeats, mysql_db=args.mysql_db, parts=parts,
         results_dir=args.results, keep=args.keep,
     )  # fmt: skip
+    py_spy = find_py_spy() if args.profile else None
+    if args.profile and py_spy is None:
+        print("--profile needs py-spy on PATH (uv tool install py-spy)", file=sys.stderr)
+        return 2
+    opts.py_spy = py_spy
     servers = BenchServers.from_env()
     try:
         report = Suite(opts, servers).run()
     finally:
         servers.stop()
     print(report.table())
+    print("where the project's time goes (medians):\n" + report.details())
     print("checks:\n" + report.checks_text())
     path = report.write_json(opts.results_dir)
     log(f"results written to {path}")

@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmarks import dataset
 from benchmarks.measure import Measurement, PgProbe, run_measured
+from benchmarks.profile import py_spy_argv
 from benchmarks.runner import RESULT_MARKER
 from benchmarks.servers import BenchServers
 
@@ -131,6 +132,11 @@ class ProjectRunner:
     def materialize(self, pg_db: str, asset: str) -> SyncResult:
         argv = [sys.executable, "-m", "benchmarks.runner", asset]
         return self._run(argv, pg_db)
+
+    def profiled_materialize(self, pg_db: str, asset: str, py_spy: str, output: Path) -> SyncResult:
+        """The same sync under `py-spy record` (raw collapsed stacks into `output`)."""
+        argv = [sys.executable, "-m", "benchmarks.runner", asset]
+        return self._run(py_spy_argv(py_spy, output, argv), pg_db)
 
     def cli_materialize(self, pg_db: str, asset: str) -> SyncResult:
         dagster = Path(sys.executable).with_name("dagster")

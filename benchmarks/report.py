@@ -15,6 +15,21 @@ import psutil
 from benchmarks.measure import Measurement
 
 MB = 1_000_000
+PHASES = (
+    "launch_to_definitions",
+    "launch_to_step_start",
+    "launch_to_first_row",
+    "step_seconds",
+)
+METADATA_SHOWN = (
+    "mode", "rows_read", "rows_inserted", "rows_updated", "rows_deleted", "files_loaded",
+    "rows_loaded", "rows_rejected", "duration_seconds",
+)  # fmt: skip
+
+
+def _median_of(extras: list[dict[str, Any]], name: str) -> float:
+    values = [float(e[name]) for e in extras if e.get(name) is not None]
+    return statistics.median(values) if values else float("nan")
 
 
 @dataclass
@@ -101,6 +116,25 @@ class Report:
             )
         return "\n".join(lines)
 
+    def details(self) -> str:
+        """Where the project's time goes (medians of the runner's phase stamps) and what the
+        run's metadata said it did."""
+        lines = []
+        for row in self.rows.values():
+            extras = [m.extra for m in row.samples if m.extra]
+            if not extras:
+                continue
+            phases = ", ".join(
+                f"{name.replace('launch_to_', 'launch→')} {_median_of(extras, name):.2f}s"
+                for name in PHASES
+                if _median_of(extras, name) == _median_of(extras, name)  # not NaN
+            )
+            lines.append(f"  {row.label}: {phases or 'no phase stamps (CLI run)'}")
+            for asset, meta in (extras[-1].get("metadata") or {}).items():
+                said = ", ".join(f"{k}={meta[k]}" for k in METADATA_SHOWN if k in meta)
+                lines.append(f"      {asset}: {said}")
+        return "\n".join(lines)
+
     def checks_text(self) -> str:
         return "\n".join(
             f"  [{'ok' if c['ok'] else 'FAIL'}] {name}: {c['detail']}"
@@ -128,6 +162,7 @@ class Report:
             "ratios": {k: self.ratio(r) for k, r in self.rows.items() if r.floor},
             "checks": self.checks,
             "ok": self.ok,
+            "details": self.details(),
         }
         path.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
         return path

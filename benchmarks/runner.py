@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 RESULT_MARKER = "BENCH_RESULT "
+BULKY_METADATA = {"dagster/column_schema"}
 MISSING_EXIT_CODE = 3  # the definitions have no such asset (its engine is not there yet)
 
 
@@ -37,13 +38,15 @@ def _collect(instance: Any, run_id: str) -> dict[str, Any]:
         event = entry.dagster_event
         if event is None:
             continue
-        kind = event.event_type_value
+        kind = event.event_type.name  # RUN_START, STEP_START, ... (values are legacy names)
         phases.setdefault(f"first_{kind}", entry.timestamp)
         phases[f"last_{kind}"] = entry.timestamp
         if kind == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
             key = "/".join(mat.asset_key.path)
-            materialized[key] = {k: _plain(v) for k, v in mat.metadata.items()}
+            materialized[key] = {
+                k: _plain(v) for k, v in mat.metadata.items() if k not in BULKY_METADATA
+            }
         elif kind in {"STEP_FAILURE", "RUN_FAILURE"}:
             failures.append(str(event.message or "")[:2000])
     return {"phases": phases, "materialized": materialized, "failures": failures}

@@ -19,6 +19,7 @@ from benchmarks import dataset, verify
 from benchmarks.corpus import Corpus, CorpusSpec, build_corpus, corpus_check
 from benchmarks.floors import FLOOR_SCHEMA, FTP_FLOOR_TABLE, FloorRunner
 from benchmarks.measure import Measurement
+from benchmarks.profile import summarise
 from benchmarks.project import (
     FTP_ASSET,
     FTP_SOURCE,
@@ -45,10 +46,12 @@ class Options:
     lines: int
     gzip_every: int
     repeats: int
+    ftp_repeats: int
     mysql_db: str
     parts: frozenset[str]  # of: floors, full, incremental, ftp
     results_dir: Path = RESULTS_DIR
     keep: bool = False
+    py_spy: str | None = None  # set: one extra sync per kind runs under py-spy
 
 
 def log(message: str) -> None:
@@ -80,11 +83,14 @@ class Suite:
             self.servers.drop_pg_database(name)
         self.pg_dbs = keep
 
-    def repeat(self, row: Row, action: Callable[[int], Measurement]) -> None:
-        for i in range(self.opts.repeats):
+    def repeat(
+        self, row: Row, action: Callable[[int], Measurement], times: int | None = None
+    ) -> None:
+        times = times or self.opts.repeats
+        for i in range(times):
             m = action(i)
             row.samples.append(m)
-            log(f"{row.label}: {m.wall:.2f}s (run {i + 1}/{self.opts.repeats})")
+            log(f"{row.label}: {m.wall:.2f}s (run {i + 1}/{times})")
 
     def checked_sync(self, result: SyncResult, what: str) -> Measurement:
         if result.report.get("missing"):
@@ -94,13 +100,25 @@ class Suite:
         m = result.measurement
         m.extra = {
             "launch_to_definitions": result.since_launch("definitions_built"),
-            "launch_to_run_start": result.since_launch("first_RUN_START"),
             "launch_to_step_start": result.since_launch("first_STEP_START"),
             "launch_to_first_row": m.first_row,
             "step_seconds": _step_seconds(result),
             "metadata": result.report.get("materialized", {}),
         }
         return m
+
+    def profile(self, kind: str, pg_db: str, asset: str) -> None:
+        """One extra, unmeasured sync under py-spy; its summary goes to the results dir."""
+        if not self.opts.py_spy:
+            return
+        raw = self.opts.results_dir / f"profile_{kind}.collapsed"
+        result = self.project.profiled_materialize(pg_db, asset, self.opts.py_spy, raw)
+        if not result.ok or not raw.exists():
+            log(f"profile {kind}: failed ({result.measurement.stderr.strip()[-300:]})")
+            return
+        summary = self.opts.results_dir / f"profile_{kind}.txt"
+        summary.write_text(summarise(raw) + "\n", encoding="utf-8")
+        log(f"profile {kind}: {summary}")
 
     # --- the MySQL side --------------------------------------------------------------------
 
@@ -162,6 +180,11 @@ class Suite:
 
         self.repeat(row, one)
         self.compare_table("full sync", last_db)
+        if self.opts.py_spy:
+            profile_db = self.new_pg_db("profile")
+            self.profile("full_sync", profile_db, MYSQL_ASSET)
+            self.servers.drop_pg_database(profile_db)
+            self.pg_dbs.remove(profile_db)
         return last_db
 
     def incremental_syncs(self, pg_db: str) -> None:
@@ -179,6 +202,10 @@ class Suite:
 
         self.repeat(row, one)
         row.rows, row.data_bytes = changed_rows, int(changed_rows * per_row)
+        if self.opts.py_spy:
+            with self.servers.mysql_connect() as conn:
+                dataset.change_one_percent(conn, self.opts.mysql_db, self.opts.repeats + 1)
+            self.profile("incremental", pg_db, MYSQL_ASSET)
         self.compare_table("incremental sync (1%)", pg_db)
         idle = self.report.add(Row("no_change", "sync_assets: incremental, no change",
                                    0, 0, floor="full_sync"))  # fmt: skip
@@ -205,7 +232,7 @@ class Suite:
         floor_db = self.new_pg_db("ftpfloor")
         floors = FloorRunner(self.servers, floor_db, self.opts.mysql_db, self.work_dir)
         floor = self.report.add(Row("ftp_floor", "floor: psql \\copy of the corpus", rows, size))
-        self.repeat(floor, lambda _: floors.ftp_copy(corpus))
+        self.repeat(floor, lambda _: floors.ftp_copy(corpus), self.opts.ftp_repeats)
         with self.servers.pg_connect(floor_db) as conn:
             self.corpus_verdict("ftp floor", corpus, corpus_check(conn, FLOOR_SCHEMA,
                                                                    FTP_FLOOR_TABLE))  # fmt: skip
@@ -214,7 +241,9 @@ class Suite:
         row.notes["stored_bytes"] = corpus.stored_bytes
         self.project.start_ftp(corpus.root)
         try:
-            self.repeat(row, self.one_ftp_sync)
+            self.repeat(row, self.one_ftp_sync, self.opts.ftp_repeats)
+            self.drop_pg_dbs()
+            self.profile("ftp_sync", self.new_pg_db("profile"), FTP_ASSET)
         finally:
             self.project.stop_ftp()
 
@@ -223,7 +252,7 @@ class Suite:
         self.drop_pg_dbs()
         db = self.new_pg_db("ftp")
         m = self.checked_sync(self.project.materialize(db, FTP_ASSET), "FTP ingestion")
-        if i == self.opts.repeats - 1:
+        if i == self.opts.ftp_repeats - 1:
             with self.servers.pg_connect(db) as conn:
                 actual = corpus_check(conn, FTP_TARGET_SCHEMA, FTP_SOURCE)
             self.corpus_verdict("ftp ingestion", self.current_corpus, actual)
