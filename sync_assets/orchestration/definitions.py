@@ -12,10 +12,12 @@ from sync_assets.orchestration.run_log import RUN_LOG_SENSORS
 from sync_assets.orchestration.schedules import build_schedules
 
 # The UI flags an asset whose last materialisation is older than this. Three missed FTP ticks
-# (5 min cadence) and three missed MySQL ticks (15 min cadence) are worth a look.
+# (5 min cadence) and three missed MySQL ticks (15 min cadence) are worth a look. Keyed by
+# (group, first key part): the external source specs (`ftp/...`, `mysql/...`) may share the
+# group but are never materialised here, so they get no policy.
 FRESHNESS_WINDOWS = {
-    FTP_GROUP: timedelta(minutes=15),
-    MYSQL_GROUP: timedelta(minutes=45),
+    (FTP_GROUP, "logs"): timedelta(minutes=15),
+    (MYSQL_GROUP, "legacy"): timedelta(minutes=45),
 }
 
 
@@ -28,7 +30,7 @@ def build_orchestration_defs() -> dg.Definitions:
 
 
 def _with_group_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
-    window = FRESHNESS_WINDOWS.get(spec.group_name or "")
+    window = FRESHNESS_WINDOWS.get((spec.group_name or "", spec.key.path[0]))
     if window is None or spec.freshness_policy is not None:
         return spec  # not ours, or the asset declares its own policy
     return spec.replace_attributes(freshness_policy=dg.FreshnessPolicy.time_window(window))

@@ -20,6 +20,9 @@ def legacy_film() -> None: ...
 def logs_press() -> None: ...
 
 
+FTP_SOURCE = dg.AssetSpec(["ftp", "press"], group_name="machine_logs")
+
+
 @dg.asset(key=["other"], group_name="elsewhere")
 def other() -> None: ...
 
@@ -27,7 +30,8 @@ def other() -> None: ...
 def _defs() -> dg.Definitions:
     return with_freshness(
         dg.Definitions.merge(
-            dg.Definitions(assets=[legacy_film, logs_press, other]), build_orchestration_defs()
+            dg.Definitions(assets=[legacy_film, logs_press, other, FTP_SOURCE]),
+            build_orchestration_defs(),
         )
     )
 
@@ -115,6 +119,7 @@ def test_freshness_windows_apply_per_group() -> None:
     policy = graph.get(dg.AssetKey(["legacy", "film"])).freshness_policy
     assert policy.fail_window.to_timedelta() == dt.timedelta(minutes=45)
     assert graph.get(dg.AssetKey(["other"])).freshness_policy is None
+    assert graph.get(FTP_SOURCE.key).freshness_policy is None  # external: never materialised
 
 
 @dg.asset(key=["legacy", "counted"], group_name="legacy_mysql")
