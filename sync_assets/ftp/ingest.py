@@ -36,12 +36,13 @@ from sync_assets.ftp.formats import (
     is_gzip,
 )
 from sync_assets.ftp.listing import RemoteFile
-from sync_assets.ftp.loader import ChunkLine, FileIdentity, FileLoader, failpoint
+from sync_assets.ftp.loader import FileIdentity, FileLoader, RawChunk, failpoint
 from sync_assets.ftp.store import LedgerEntry
 from sync_assets.ftp.types import parse_timestamp
 from sync_assets.resources import FTPResource, PostgresResource, SourceUnavailableError
 
 HEAD_BYTES = 1024
+BLOCK_BYTES = 1024 * 1024
 
 
 def lock_name(source: SourceConfig) -> str:
@@ -526,31 +527,47 @@ class _LineReader:
         self.header: str | None = None
         self.bytes_consumed = 0
 
-    def chunks(self, encoding: str, size: int) -> Iterator[list[ChunkLine]]:
-        chunk: list[bytes] = []
+    def chunks(self, encoding: str, size: int) -> Iterator[RawChunk]:
+        """Chunks of up to `size` lines (without their newline), read in large blocks."""
+        pending: list[bytes] = []
         first = self.line_no + 1
-        for raw in self.stream:
-            if not raw.endswith(b"\n") and not self.take_tail:
-                break  # a partial last line waits for the next run
-            self.line_no += 1
-            self.bytes_consumed += len(raw)
-            if self.preamble:
-                self.preamble -= 1
+        for lines in self._line_blocks():
+            for index, line in enumerate(lines):
+                if not (self.preamble or self.want_header):
+                    pending.extend(lines[index:] if index else lines)
+                    break
                 first += 1
-                continue
-            if self.want_header:
-                first += 1
-                if raw.strip():
-                    self.header = _decode_header(raw, encoding)
+                if self.preamble:
+                    self.preamble -= 1
+                elif line.strip():
+                    self.header = _decode_header(line, encoding)
                     self.want_header = False
+            while len(pending) >= size:
+                yield RawChunk(first, pending[:size])
+                first += size
+                del pending[:size]
+        if pending:
+            yield RawChunk(first, pending)
+
+    def _line_blocks(self) -> Iterator[list[bytes]]:
+        """Lists of complete lines; counts lines and bytes consumed as it goes."""
+        rest = b""
+        while block := self.stream.read(BLOCK_BYTES):
+            rest += block
+            cut = rest.rfind(b"\n")
+            if cut < 0:
                 continue
-            chunk.append(raw)
-            if len(chunk) >= size:
-                yield _decode_chunk(chunk, first, encoding)
-                first += len(chunk)
-                chunk = []
-        if chunk:
-            yield _decode_chunk(chunk, first, encoding)
+            complete, rest = rest[: cut + 1], rest[cut + 1 :]
+            lines = complete.split(b"\n")
+            lines.pop()  # the empty string after the last newline
+            self.line_no += len(lines)
+            self.bytes_consumed += len(complete)
+            yield lines
+        if rest and self.take_tail:
+            self.line_no += 1
+            self.bytes_consumed += len(rest)
+            yield [rest]
+        # else: a partial last line waits for the next run
 
 
 def _decode_header(raw: bytes, encoding: str) -> str:
@@ -558,29 +575,6 @@ def _decode_header(raw: bytes, encoding: str) -> str:
         return raw.decode(encoding).rstrip("\r\n")
     except UnicodeDecodeError:
         raise UnparsableFileError(f"the header line is not valid {encoding}") from None
-
-
-def _decode_chunk(raws: list[bytes], first: int, encoding: str) -> list[ChunkLine]:
-    """Decode a chunk at once (fast path), line by line only when some bytes are bad."""
-    try:
-        texts: list[str | None] = list(b"".join(raws).decode(encoding).split("\n"))
-        if len(texts) == len(raws) + 1:
-            texts.pop()
-        if len(texts) != len(raws):
-            raise UnicodeDecodeError(encoding, b"", 0, 0, "realign")
-    except UnicodeDecodeError:
-        texts = [_decode_or_none(raw, encoding) for raw in raws]
-    return [
-        ChunkLine(first + i, raw, None if text is None else text.rstrip("\r\n"))
-        for i, (raw, text) in enumerate(zip(raws, texts, strict=True))
-    ]
-
-
-def _decode_or_none(raw: bytes, encoding: str) -> str | None:
-    try:
-        return raw.decode(encoding)
-    except UnicodeDecodeError:
-        return None
 
 
 def _digest(data: bytes) -> str:

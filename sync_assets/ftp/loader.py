@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 
 from sync_assets.core.pg import COPY_NULL, copy_line, copy_statement, ident
 from sync_assets.ftp import store
@@ -68,6 +69,18 @@ class ChunkLine:
 
 
 @dataclass
+class RawChunk:
+    """Complete lines of a file as read (bytes, newline included), numbered from `first_line`."""
+
+    first_line: int
+    raws: list[bytes]
+
+
+class _FastPathMismatchError(RuntimeError):
+    """COPY took a different number of rows than lines given: redo the chunk line by line."""
+
+
+@dataclass
 class LoadCounts:
     lines_read: int = 0
     rows_loaded: int = 0
@@ -99,14 +112,55 @@ class FileLoader:
         mtime = identity.mtime.isoformat() if identity.mtime else None
         consts = [identity.path, str(identity.version), mtime, identity.run_id]
         self._suffix = "\t" + copy_line(consts)
+        self._fast: _FastCopy | None | bool = None
 
     def set_columns(self, columns: Sequence[str]) -> None:
         self.fmt = FileFormat(**{**self.fmt.__dict__, "columns": tuple(columns)})
         self.parser = LineParser(self.fmt)
+        self._fast = None
 
     # --- per chunk ----------------------------------------------------------------------
 
-    def load_chunk(self, lines: Sequence[ChunkLine]) -> None:
+    def load_chunk(self, chunk: RawChunk) -> None:
+        """Fast path (PostgreSQL parses and types the CSV) when the chunk is clean; otherwise,
+        or if COPY refuses it, the same chunk line by line with rejects (exactly the same rows:
+        the fast attempt runs in a savepoint that is rolled back)."""
+        if self._fast_path_possible(chunk) and self.fast.load(chunk):
+            self.counts.lines_read += len(chunk.raws)
+            self._track_newest_raw(chunk)
+            return
+        self.load_lines(decode_chunk(chunk.raws, chunk.first_line, self.fmt.encoding))
+
+    def _fast_path_possible(self, chunk: RawChunk) -> bool:
+        if self.fmt.kind != "csv" or not self.fmt.columns:
+            return False
+        if any(c not in self.columns for c in self.fmt.columns):
+            self._evolve(self.fmt.columns, self._sample_rows(chunk.raws[:1000]))
+        return self.fast is not None
+
+    def _sample_rows(self, raws: list[bytes]) -> list[list[str]]:
+        """Parsed fields of some lines (bad ones skipped): for typing and newest-record time."""
+        rows = []
+        for item in decode_chunk(raws, 0, self.fmt.encoding):
+            if item.text is None or not item.text.strip():
+                continue
+            try:
+                rows.append(self.parser.parse_fields_checked(item.text))
+            except RejectedLine:
+                continue
+        return rows
+
+    def _track_newest_raw(self, chunk: RawChunk) -> None:
+        ends = [*chunk.raws[:20], *chunk.raws[-50:]]
+        self._track_newest(self.fmt.columns, self._sample_rows(ends))
+
+    @property
+    def fast(self) -> _FastCopy | None:
+        if self._fast is None and self.fmt.kind == "csv" and self.fmt.columns:
+            self._fast = _FastCopy.build(self)
+        return self._fast or None
+
+    def load_lines(self, lines: Sequence[ChunkLine]) -> None:
         records: list[tuple[int, bytes, object]] = []
         for item in lines:
             if item.text is None:
@@ -154,6 +208,7 @@ class FileLoader:
             for column in widen:
                 store.widen_to_double(self.cur, self.schema, self.table, column)
                 self.columns[column] = "double precision"
+            self._fast = None  # column types changed: rebuild the fast path's rewrites
         for line_no, raw, reason in bad:
             self._reject(line_no, raw, reason)
         if out:
@@ -168,6 +223,7 @@ class FileLoader:
             pg_type = infer_type(sample, self.fmt.decimal)
             store.add_column(self.cur, self.schema, self.table, column, pg_type)
             self.columns[column] = pg_type
+            self._fast = None  # new column types: rebuild the fast path's rewrites
             self.counts.new_columns.append(column)
 
     def _convert(
@@ -261,3 +317,127 @@ class FileLoader:
                     copy.write(block)
         self._rejects.close()
         return self.counts
+
+
+# Python codec names (as codecs.lookup spells them) → PostgreSQL client encodings.
+PG_ENCODINGS = {
+    "utf-8": "UTF8",
+    "utf-8-sig": "UTF8",
+    "cp1252": "WIN1252",
+    "latin-1": "LATIN1",
+    "iso8859-1": "LATIN1",
+    "iso8859-15": "LATIN9",
+}
+
+
+class _FastCopy:
+    """COPY a clean chunk as CSV straight into the typed table; PostgreSQL parses the values.
+
+    Python only rewrites bytes with C-speed regexes: NULL sentinels → empty (NULL), decimal
+    commas → points in the double columns, and a prefix with provenance and line number.
+    A chunk with quotes, blank lines or NULs is not attempted; a value PostgreSQL refuses makes
+    the COPY fail inside a savepoint, and the caller redoes the chunk line by line.
+    """
+
+    def __init__(self, loader: FileLoader, pg_encoding: str, prefix: bytes) -> None:
+        self.loader = loader
+        fmt = loader.fmt
+        self.line_format = prefix.replace(b"%", b"%%") + b"%d" + fmt.delimiter.encode() + b"%b"
+        self.delimiter = fmt.delimiter.encode("ascii")
+        self.width = len(fmt.columns)
+        self.null_bytes = frozenset(v.encode(fmt.encoding) for v in loader.nulls if v)
+        self.double_indexes = [
+            index
+            for index, column in enumerate(fmt.columns)
+            if fmt.decimal == "," and loader.columns.get(column) == "double precision"
+        ]
+        columns = ["_source_file", "_file_version", "_file_mtime", "_run_id", "_line_number"]
+        self.statement = sql.SQL(
+            "COPY {} ({}) FROM STDIN WITH (FORMAT csv, DELIMITER {}, NULL '', ENCODING {})"
+        ).format(
+            ident(loader.schema, loader.table),
+            sql.SQL(", ").join(ident(c) for c in [*columns, *fmt.columns]),
+            sql.Literal(fmt.delimiter),
+            sql.Literal(pg_encoding),
+        )
+
+    @staticmethod
+    def build(loader: FileLoader) -> _FastCopy | bool:
+        fmt = loader.fmt
+        pg_encoding = PG_ENCODINGS.get(fmt.encoding)
+        if pg_encoding is None or len(fmt.delimiter) != 1 or fmt.delimiter in '"\r\n':
+            return False
+        ident_ = loader.identity
+        mtime = ident_.mtime.isoformat() if ident_.mtime else ""
+        fields = [_csv_quote(ident_.path), str(ident_.version), mtime, _csv_quote(ident_.run_id)]
+        if fmt.delimiter in '"\r\n\\%':
+            return False
+        try:
+            prefix = (fmt.delimiter.join(fields) + fmt.delimiter).encode(fmt.encoding)
+        except UnicodeEncodeError:
+            return False  # a path the file's encoding cannot carry: line-by-line path
+        return _FastCopy(loader, pg_encoding, prefix)
+
+    def load(self, chunk: RawChunk) -> bool:
+        raws = chunk.raws
+        joined = b"\n".join(raws)
+        if b"\r" in joined:  # CRLF files: drop the CRs (a stray CR elsewhere: no fast path)
+            joined = joined.replace(b"\r\n", b"\n").removesuffix(b"\r")
+            raws = joined.split(b"\n")
+        if b'"' in joined or b"\x00" in joined or b"\r" in joined or not all(raws):
+            return False  # quotes, NULs, CR or blank lines: the line-by-line path decides
+        body = self._rewrite(raws, chunk.first_line)
+        if body is None:
+            return False
+        cur = self.loader.cur
+        try:
+            with cur.connection.transaction():  # a savepoint inside the file's transaction
+                with cur.copy(self.statement) as copy:
+                    copy.write(body)
+                    failpoint("mid_copy")
+                if cur.rowcount != len(raws):
+                    raise _FastPathMismatchError(f"{cur.rowcount} rows for {len(raws)} lines")
+        except (psycopg.DataError, _FastPathMismatchError):
+            return False  # a value, a field count or a byte PostgreSQL refuses
+        self.loader.counts.rows_loaded += len(raws)
+        return True
+
+    def _rewrite(self, raws: list[bytes], first_line: int) -> bytes | None:
+        """Prefix provenance + line number; sentinels → NULL; decimal comma → point."""
+        delim, width, line_format = self.delimiter, self.width, self.line_format
+        doubles, nulls = self.double_indexes, self.null_bytes
+        out = []
+        for number, line in enumerate(raws, first_line):
+            fields = line.split(delim)
+            if len(fields) != width:
+                return None
+            for index in doubles:
+                fields[index] = fields[index].replace(b",", b".")
+            if not nulls.isdisjoint(fields):
+                fields = [b"" if f in nulls else f for f in fields]
+            out.append(line_format % (number, delim.join(fields)))
+        out.append(b"")
+        return b"\n".join(out)
+
+
+def _csv_quote(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def decode_chunk(raws: list[bytes], first: int, encoding: str) -> list[ChunkLine]:
+    """Decode lines (without newline) at once, line by line only when some bytes are bad."""
+    try:
+        texts: list[str | None] = list(b"\n".join(raws).decode(encoding).split("\n"))
+    except UnicodeDecodeError:
+        texts = [_decode_or_none(raw, encoding) for raw in raws]
+    return [
+        ChunkLine(first + i, raw, None if text is None else text.rstrip("\r\n"))
+        for i, (raw, text) in enumerate(zip(raws, texts, strict=True))
+    ]
+
+
+def _decode_or_none(raw: bytes, encoding: str) -> str | None:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        return None
