@@ -9,6 +9,7 @@ schedules on. Ctrl-C stops everything this command started; the databases stay f
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import signal
@@ -160,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     # for background jobs.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)  # not one line per transfer
     args.workdir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     with ExitStack() as cleanup:
