@@ -34,6 +34,7 @@ class TableOptions:
     max_delete_fraction: float = 0.5  # guard: refuse to delete more than this share
     batch_rows: int = 5000  # rows per COPY chunk
     lock_wait_seconds: float = 30.0
+    fast_reader: bool = True  # parse row packets in bulk (False: pymysql's fetchmany)
 
     def validate(self) -> TableOptions:
         where = f"mysql.tables.{self.name}"

@@ -18,6 +18,8 @@ import psycopg
 import pymysql
 from pymysql.converters import conversions
 
+from sync_assets.mysql.wire import rows_reader
+
 # Keep pymysql's parameter encoders but no value decoders: rows arrive as raw bytes.
 ENCODERS_ONLY: dict[Any, Any] = {k: v for k, v in conversions.items() if not isinstance(k, int)}
 QUEUE_DEPTH = 8
@@ -68,16 +70,19 @@ def finish_chunk(rows: list[bytes], stats: StreamStats) -> bytes:
     return chunk.translate(_MARKERS) + b"\n"
 
 
+def _pymysql_batches(cur: pymysql.cursors.SSCursor, size: int) -> Iterator[list[bytes | None]]:
+    while rows := cur.fetchmany(size):
+        yield list(map(_first, rows))
+
+
 def read_chunks(
-    cur: pymysql.cursors.SSCursor, batch_rows: int, stats: StreamStats
+    cur: pymysql.cursors.SSCursor, batch_rows: int, stats: StreamStats, fast: bool = True
 ) -> Iterator[bytes]:
-    """COPY text chunks from a cursor whose rows are one pre-rendered line each."""
-    while True:
-        rows = cur.fetchmany(batch_rows)
-        if not rows:
-            return
+    """COPY text chunks from an executed cursor whose rows are one pre-rendered line each."""
+    batches = (rows_reader(cur, batch_rows) if fast else None) or _pymysql_batches(cur, batch_rows)
+    for rows in batches:
         try:
-            chunk = finish_chunk(list(map(_first, rows)), stats)
+            chunk = finish_chunk(rows, stats)  # type: ignore[arg-type]
         except TypeError:
             raise RowTooLargeError(
                 "a row is larger than MySQL's max_allowed_packet once rendered as text;"
@@ -134,12 +139,13 @@ def copy_query(
     pg_cur: psycopg.Cursor,
     copy_sql: Any,
     batch_rows: int,
+    fast: bool = True,
 ) -> StreamStats:
     """Stream the rows of `select_sql` (one COPY line each) into `copy_sql`."""
     stats = StreamStats()
     cur = mysql_conn.cursor()
     cur.execute(select_sql, params or None)
     with pg_cur.copy(copy_sql) as copy:
-        for chunk in pipelined(read_chunks(cur, batch_rows, stats)):
+        for chunk in pipelined(read_chunks(cur, batch_rows, stats, fast)):
             copy.write(chunk)
     return stats

@@ -343,7 +343,9 @@ def _column_list(names: list[str]) -> sql.Composed:
 def _copy(job: _Job, my: pymysql.Connection, pg: psycopg.Connection, select_sql: str,
           params: tuple[Any, ...], copy_stmt: sql.Composable) -> StreamStats:  # fmt: skip
     with job.report.timed("copy"), pg.cursor() as cur:
-        stats = copy_query(my, select_sql, params, cur, copy_stmt, job.options.batch_rows)
+        stats = copy_query(
+            my, select_sql, params, cur, copy_stmt, job.options.batch_rows, job.options.fast_reader
+        )
     job.report.rows_read += stats.rows
     job.report.adjusted_values += stats.adjusted
     job.report.bytes_copied += stats.bytes
@@ -597,7 +599,9 @@ def _delete_missing(job: _Job, pg: psycopg.Connection, my: pymysql.Connection, p
     )
     select = f"SELECT {row_expression(key_mappings)} FROM {job.source_sql}"
     with pg.cursor() as cur:
-        source_keys = copy_query(my, select, (), cur, copy_stmt, job.options.batch_rows * 4).rows
+        source_keys = copy_query(
+            my, select, (), cur, copy_stmt, job.options.batch_rows * 4, job.options.fast_reader
+        ).rows
     pg.execute(sql.SQL("ANALYZE {}").format(keys))
     missing = sql.SQL("NOT EXISTS (SELECT 1 FROM {} AS k WHERE {})").format(
         keys,

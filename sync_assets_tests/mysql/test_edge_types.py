@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import psycopg
 import pymysql
+import pytest
 
 from sync_assets_tests.mysql.conftest import SyncFn, assert_same_table, run_sql
 
@@ -60,8 +61,13 @@ ROWS = [
 ]
 
 
+@pytest.mark.parametrize("fast_reader", [True, False], ids=["bulk_reader", "pymysql_reader"])
 def test_every_type_round_trips(
-    src: pymysql.Connection, pg_conn: psycopg.Connection, sync: SyncFn, target_schema: str
+    src: pymysql.Connection,
+    pg_conn: psycopg.Connection,
+    sync: SyncFn,
+    target_schema: str,
+    fast_reader: bool,
 ) -> None:
     run_sql(src, "SET SESSION sql_mode = ''", EDGE_TABLE, *ROWS)
     # Zero dates need a permissive sql_mode, as on the legacy servers.
@@ -72,7 +78,7 @@ def test_every_type_round_trips(
         " (6, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00'),"
         " (7, '2020-00-15', '2020-02-00 10:00:00', NULL)",
     )
-    report = sync("edge")
+    report = sync("edge", fast_reader=fast_reader)
     assert report.mode == "full_refresh"
     assert report.row_count == report.source_row_count == 7
     # 3 zero values in row 6, 2 partial-zero dates in row 7, 2 NUL characters in row 4.

@@ -119,6 +119,7 @@ def test_kill_during_copy_keeps_previous_state(
     report = sync("big", mode=mode)
     assert report.row_count == report.source_row_count == ROWS + 1
     rows = pg_conn.execute(
-        f"SELECT count(*) FILTER (WHERE payload = repeat('b', 100)), count(*) FROM {target_schema}.big"
+        f"SELECT count(*) FILTER (WHERE payload = repeat('b', 100)), count(*)"
+        f" FROM {target_schema}.big"
     ).fetchone()
     assert rows == (ROWS, ROWS + 1)
