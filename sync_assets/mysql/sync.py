@@ -407,6 +407,7 @@ def _full_refresh(
         _guard_deletes(job, current, stats.rows, max(current - stats.rows, 0))
         job.report.rows_replaced = current
         _carry_dropped(job, pg, staging_ident, plan, existing)
+        _carry_grants(pg, job.target_ident, staging_ident)
         pg.execute(sql.SQL("DROP TABLE {}").format(job.target_ident))
     pg.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(staging_ident, ident(job.target)))
     for temp_name, final_name in index_names:
@@ -470,6 +471,27 @@ def _carry_dropped(
             sql.SQL(" AND ").join(sql.SQL("s.{0} = o.{0}").format(ident(c)) for c in pk),
         )
     )
+
+
+def _carry_grants(pg: psycopg.Connection, old: sql.Identifier, new: sql.Identifier) -> None:
+    """Privileges granted on the old table (e.g. to a reporting role) survive the swap."""
+    grants = pg.execute(
+        """SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE a.grantee::regrole::text END,
+                  a.privilege_type, a.is_grantable
+           FROM pg_class c, aclexplode(c.relacl) a
+           WHERE c.oid = %s::regclass AND a.grantee <> c.relowner""",
+        (old.as_string(pg),),
+    ).fetchall()
+    for grantee, privilege, grantable in grants:
+        role = sql.SQL("PUBLIC") if grantee is None else sql.SQL(grantee)  # regrole: quoted
+        pg.execute(
+            sql.SQL("GRANT {} ON {} TO {}{}").format(
+                sql.SQL(privilege),  # a keyword from aclexplode, e.g. SELECT
+                new,
+                role,
+                sql.SQL(" WITH GRANT OPTION" if grantable else ""),
+            )
+        )
 
 
 # --- incremental ------------------------------------------------------------------------------

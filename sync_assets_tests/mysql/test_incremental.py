@@ -107,10 +107,21 @@ def test_full_refresh_on_request_and_deletes_always(
     report = sync("orders", deletes="always")
     assert (report.rows_inserted, report.rows_deleted) == (1, 1)
     assert_same_table(src, pg_conn, target_schema, "orders")
-    full = sync("orders", mode="full_refresh")
-    assert full.mode == "full_refresh" and full.reason == "full refresh configured"
-    assert full.rows_replaced == 10 and full.row_count == 10
-    assert_same_table(src, pg_conn, target_schema, "orders")
+    role = f"reader_{target_schema}"
+    pg_conn.execute(f'CREATE ROLE "{role}"')
+    try:
+        pg_conn.execute(f'GRANT SELECT ON {target_schema}.orders TO "{role}"')
+        full = sync("orders", mode="full_refresh")
+        assert full.mode == "full_refresh" and full.reason == "full refresh configured"
+        assert full.rows_replaced == 10 and full.row_count == 10
+        assert_same_table(src, pg_conn, target_schema, "orders")
+        granted = pg_conn.execute(
+            "SELECT has_table_privilege(%s, %s, 'SELECT')", (role, f"{target_schema}.orders")
+        ).fetchone()
+        assert granted == (True,)  # the swap kept the grant
+    finally:
+        pg_conn.execute(f'DROP OWNED BY "{role}"')
+        pg_conn.execute(f'DROP ROLE "{role}"')
 
 
 def test_two_runs_on_one_table_never_interleave(
