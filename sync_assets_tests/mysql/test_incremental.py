@@ -98,15 +98,19 @@ def test_full_refresh_on_request_and_deletes_always(
 ) -> None:
     _seed(src)
     sync("orders")
-    # Insert one row and delete another: counts stay equal, so only `deletes: always` sees it.
+    # Insert one row and delete another: equal counts in MySQL, but after the upsert the copy
+    # has one row more, so `deletes: auto` compares the keys and finds the deleted row.
     run_sql(
         src,
         "INSERT INTO orders VALUES (99, 'x', 1, '2024-01-01 10:00:00')",
         "DELETE FROM orders WHERE id = 1",
     )
-    report = sync("orders", deletes="always")
+    report = sync("orders")
     assert (report.rows_inserted, report.rows_deleted) == (1, 1)
     assert_same_table(src, pg_conn, target_schema, "orders")
+    # `deletes: always` compares keys even when nothing changed (and deletes nothing).
+    always = sync("orders", deletes="always")
+    assert (always.rows_inserted, always.rows_updated, always.rows_deleted) == (0, 0, 0)
     role = f"reader_{target_schema}"
     pg_conn.execute(f'CREATE ROLE "{role}"')
     try:
