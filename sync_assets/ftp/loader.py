@@ -30,6 +30,7 @@ from sync_assets.ftp.types import (
 )
 
 FAILPOINT_ENV = "SYNC_ASSETS_FTP_FAILPOINT"
+WRITE_LINES = 2000
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _copies_written = 0
 
@@ -386,15 +387,15 @@ class _FastCopy:
             raws = joined.split(b"\n")
         if b'"' in joined or b"\x00" in joined or b"\r" in joined or not all(raws):
             return False  # quotes, NULs, CR or blank lines: the line-by-line path decides
-        body = self._rewrite(raws, chunk.first_line)
-        if body is None:
-            return False
         cur = self.loader.cur
         try:
             with cur.connection.transaction():  # a savepoint inside the file's transaction
                 with cur.copy(self.statement) as copy:
-                    copy.write(body)
-                    failpoint("mid_copy")
+                    # Small writes let PostgreSQL parse one piece while we rewrite the next.
+                    for start in range(0, len(raws), WRITE_LINES):
+                        piece = raws[start : start + WRITE_LINES]
+                        copy.write(self._rewrite(piece, chunk.first_line + start))
+                        failpoint("mid_copy")
                 if cur.rowcount != len(raws):
                     raise _FastPathMismatchError(f"{cur.rowcount} rows for {len(raws)} lines")
         except (psycopg.DataError, _FastPathMismatchError):
@@ -402,7 +403,7 @@ class _FastCopy:
         self.loader.counts.rows_loaded += len(raws)
         return True
 
-    def _rewrite(self, raws: list[bytes], first_line: int) -> bytes | None:
+    def _rewrite(self, raws: list[bytes], first_line: int) -> bytes:
         """Prefix provenance + line number; sentinels → NULL; decimal comma → point."""
         delim, width, line_format = self.delimiter, self.width, self.line_format
         doubles, nulls = self.double_indexes, self.null_bytes
@@ -410,7 +411,7 @@ class _FastCopy:
         for number, line in enumerate(raws, first_line):
             fields = line.split(delim)
             if len(fields) != width:
-                return None
+                raise _FastPathMismatchError(f"line {number}: {len(fields)} fields")
             for index in doubles:
                 fields[index] = fields[index].replace(b",", b".")
             if not nulls.isdisjoint(fields):
