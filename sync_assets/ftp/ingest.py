@@ -64,6 +64,7 @@ class FileOutcome:
     resumed_from: int = 0
     replaced: bool = False
     deleted: bool = False
+    fast_chunks: int = 0
     error: str | None = None
 
 
@@ -174,6 +175,8 @@ def _prepare(conn: psycopg.Connection, source: SourceConfig) -> None:
     store.ensure_target_table(conn, source.schema, source.table_name)
     # Naive timestamps in files are read in the source's zone (COPY into timestamptz).
     conn.execute("SELECT set_config('TimeZone', %s, false)", (source.timezone,))
+    # 28.11.2026 is day.month in European exports; ISO dates are unaffected.
+    conn.execute("SET DateStyle = 'ISO, DMY'")
 
 
 class _Run:
@@ -414,6 +417,7 @@ class _Run:
         outcome.lines_read = counts.lines_read
         outcome.rows_loaded = counts.rows_loaded
         outcome.rows_rejected = counts.rows_rejected
+        outcome.fast_chunks = counts.fast_chunks
         self._note_newest(counts.newest_values)
         prior_rows = resumed.rows_loaded if resumed else 0
         prior_rejects = resumed.rows_rejected if resumed else 0

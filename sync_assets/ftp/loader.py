@@ -87,6 +87,7 @@ class LoadCounts:
     rows_loaded: int = 0
     rows_rejected: int = 0
     newest_values: list[str] = field(default_factory=list)
+    fast_chunks: int = 0  # chunks PostgreSQL parsed itself (the rest went line by line)
     new_columns: list[str] = field(default_factory=list)
 
 
@@ -128,6 +129,7 @@ class FileLoader:
         the fast attempt runs in a savepoint that is rolled back)."""
         if self._fast_path_possible(chunk) and self.fast.load(chunk):
             self.counts.lines_read += len(chunk.raws)
+            self.counts.fast_chunks += 1
             self._track_newest_raw(chunk)
             return
         self.load_lines(decode_chunk(chunk.raws, chunk.first_line, self.fmt.encoding))

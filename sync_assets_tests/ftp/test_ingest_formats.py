@@ -24,6 +24,7 @@ def test_european_csv_cp1252_preamble_decimal_comma(ftp_server, pg_resource, pg_
     report = ingest_source(make_ftp_resource(ftp_server), pg_resource, source)
 
     assert (report.files_loaded, report.rows_loaded, report.rows_rejected) == (1, 3, 0)
+    assert report.files[0].fast_chunks == 1
     types = column_types(pg_conn, source)
     assert types["Zeit"] == "timestamp with time zone"
     assert types["Temperatur"] == "double precision"
@@ -150,3 +151,28 @@ def test_latin1_server_with_non_ascii_names(ftp_server_factory, pg_resource, pg_
     report = ingest_source(make_ftp_resource(server, encoding="latin-1"), pg_resource, source)
     assert report.rows_loaded == 1
     assert rows(pg_conn, source, "_source_file, a, b") == [("/Müller Übersicht.csv", 1, "ä")]
+
+
+def test_fast_and_line_by_line_paths_give_the_same_rows(
+    ftp_server, pg_resource, pg_conn, make_source
+):
+    """Clean chunks are COPYed by PostgreSQL, a chunk with a bad value line by line: same
+    values, line numbers and provenance, the bad line alone rejected (CRLF file, chunks of 3)."""
+    lines = [f"28.11.2026 10:0{i}:00;M {i};{i},5;{i};yes" for i in range(8)]
+    lines[5] = "28.11.2026 10:05:00;M 5;not a number;5;yes"
+    lines[6] = "28.11.2026 10:06:00;-;NaN;;no"
+    content = ("t;m;v;n;b\r\n" + "\r\n".join(lines) + "\r\n").encode()
+    write_file(ftp_server.root, "crlf.csv", content)
+    source = make_source("paths", chunk_lines=3)
+    report = ingest_source(make_ftp_resource(ftp_server), pg_resource, source)
+    assert (report.rows_loaded, report.rows_rejected, report.unbalanced_files) == (7, 1, [])
+    assert report.files[0].fast_chunks == 2  # lines 1-3 and 7-8; the chunk 4-6 line by line
+    got = rows(pg_conn, source, "_line_number, t, m, v, n, b, _file_version", "_line_number")
+    expected = [
+        (i + 2, datetime(2026, 11, 28, 10, i, tzinfo=UTC), f"M {i}", i + 0.5, i, True, 1)
+        for i in range(8)
+        if i != 5
+    ]
+    expected[5] = (8, datetime(2026, 11, 28, 10, 6, tzinfo=UTC), None, None, None, False, 1)
+    assert got == expected
+    assert [(n, raw) for _, n, raw, _ in rejects(pg_conn, source)] == [(7, lines[5])]
