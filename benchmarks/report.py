@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+import subprocess
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,20 @@ METADATA_SHOWN = (
     "mode", "rows_read", "rows_inserted", "rows_updated", "rows_deleted", "files_loaded",
     "rows_loaded", "rows_rejected", "duration_seconds",
 )  # fmt: skip
+
+
+def code_version() -> dict[str, str]:
+    """The commit measured, and whether the engines' files differed from it (shared tree)."""
+    repo = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_engine_files": git("status", "--porcelain", "--", "sync_assets"),
+    }
 
 
 def _median_of(extras: list[dict[str, Any]], name: str) -> float:
@@ -143,6 +158,7 @@ class Report:
 
     def machine(self) -> dict[str, Any]:
         return {
+            "code": code_version(),
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": psutil.cpu_count(),
