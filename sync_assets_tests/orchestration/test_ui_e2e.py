@@ -159,6 +159,32 @@ def test_materialising_one_legacy_asset_changes_only_its_table(e2e: E2EEnv) -> N
     assert {table for _, table in changed} == {"orders"}, changed
 
 
+RUN_TIMES = """
+query($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime } } }
+"""
+
+
+def _launch_job(e2e: E2EEnv, job_name: str) -> str:
+    params = {"selector": {**REPO, "jobName": job_name}, "runConfigData": {}}
+    result = graphql(e2e.stack.url, LAUNCH, {"params": params})["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
+def test_run_queue_serialises_a_job_but_never_blocks_the_other(e2e: E2EEnv) -> None:
+    """dagster.yaml's per-job tag limit, with the real daemon dequeuing."""
+    first, second = _launch_job(e2e, "mysql_sync_job"), _launch_job(e2e, "mysql_sync_job")
+    ftp = _launch_job(e2e, "ftp_logs_job")
+    for run_id in (first, second, ftp):
+        assert _wait_for_run(e2e, run_id) == "SUCCESS", run_id
+    times = {
+        run_id: graphql(e2e.stack.url, RUN_TIMES, {"id": run_id})["runOrError"]
+        for run_id in (first, second, ftp)
+    }
+    assert times[second]["startTime"] >= times[first]["endTime"]  # one mysql run at a time
+    assert times[ftp]["startTime"] < times[second]["startTime"]  # ftp did not wait in line
+
+
 def _chromium(*args: str) -> subprocess.CompletedProcess:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
