@@ -104,7 +104,10 @@ def run_doctor(_args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from sync_assets.devtools import demo
 
-    return demo.main(args.demo_args)
+    demo_args = list(args.demo_args)
+    if demo_args[:1] == ["--"]:
+        demo_args = demo_args[1:]
+    return demo.main(demo_args)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

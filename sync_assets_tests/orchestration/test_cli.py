@@ -47,3 +47,10 @@ def test_subcommands_have_help(capsys) -> None:
             main([command, "--help"])
         assert exit_info.value.code == 0
     assert "scripts/demo" in capsys.readouterr().out
+
+
+def test_demo_passes_its_options_through(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--", "--help"])
+    assert exit_info.value.code == 0
+    assert "--dagster-db" in capsys.readouterr().out
