@@ -134,6 +134,13 @@ class FTPClient:
                 delay *= 2
         raise AssertionError("unreachable")
 
+    def absolute(self, path: str) -> str:
+        """`path` as an absolute remote path (a relative FTP_DIR is relative to login dir)."""
+        if path.startswith("/"):
+            return path
+        home = self.call("pwd", lambda ftp: ftp.pwd())
+        return join(home, path) if path not in ("", ".") else home
+
     # --- listing ------------------------------------------------------------------------
 
     def list_dir(self, path: str) -> list[RemoteEntry]:
@@ -167,6 +174,9 @@ class FTPClient:
         while pending:
             directory = pending.pop(0)
             for entry in self.list_dir(directory):
+                if "\r" in entry.name or "\n" in entry.name:
+                    self.log.warning(f"skipping a name with a line break in {directory!r}")
+                    continue  # it could not be sent in an FTP command safely
                 full = join(directory, entry.name)
                 if entry.is_dir:
                     if recursive:

@@ -75,12 +75,13 @@ def _check_result(report: IngestReport, key: dg.AssetKey) -> dg.AssetCheckResult
     return dg.AssetCheckResult(
         asset_key=key,
         check_name=CHECK_NAME,
-        passed=not unbalanced and report.rows_rejected == 0,
+        passed=not unbalanced and report.rows_rejected == 0 and report.files_failed == 0,
         severity=severity,
         metadata={
             "lines_read": report.lines_read,
             "rows_loaded": report.rows_loaded,
             "rows_rejected": report.rows_rejected,
+            "files_failed": report.files_failed,
             "unbalanced_files": dg.MetadataValue.text(", ".join(unbalanced[:20]) or "none"),
         },
     )
@@ -103,7 +104,7 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
                 CHECK_NAME,
                 asset=key,
                 description="lines read = rows loaded + rows rejected for every file of the run;"
-                " any reject is a warning",
+                " any reject or unparsable file is a warning",
             )
         ],
     )

@@ -202,6 +202,7 @@ class _Run:
     # --- planning -----------------------------------------------------------------------
 
     def execute(self) -> None:
+        self.root = self.client.absolute(self.root)
         files = self._list()
         self.report.files_seen = len(files)
         to_load: list[RemoteFile] = []
