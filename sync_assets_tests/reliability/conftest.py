@@ -22,11 +22,12 @@ from pyftpdlib.handlers import FTPHandler
 
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.resources import PostgresResource
-from sync_assets_tests.ftp.conftest import (
-    make_source,  # noqa: F401 (fixture)
-    write_file,
-)
+from sync_assets_tests.ftp.conftest import make_source, write_file
+from sync_assets_tests.mysql.conftest import src, src_db, src_resource, sync, target_schema
 
+# The engine tests' fixtures, reused as they are: a source factory (FTP); a per-test MySQL
+# database, PostgreSQL schema and `sync` function (MySQL).
+REUSED_FIXTURES = (make_source, src, src_db, src_resource, sync, target_schema)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
