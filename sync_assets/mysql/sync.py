@@ -102,9 +102,27 @@ class SyncReport:
 
 @dataclass
 class _Snapshot:
+    """Facts read in the MySQL snapshot before the rows themselves."""
+
+    job: _Job
+    my: pymysql.Connection
     row_count: int
     upper: str | None  # MAX(cursor) in the snapshot, as MySQL prints it
-    not_boolean: set[str]  # TINYINT(1) columns holding values other than 0/1
+    _not_boolean: set[str] | None = None
+
+    def not_boolean(self) -> set[str]:
+        """TINYINT(1) columns holding values other than 0/1 (a full scan: asked only when a
+        full refresh decides the column types; incremental runs check the staged rows)."""
+        if self._not_boolean is None:
+            names = [c.name for c in self.job.source.columns if c.bool_candidate]
+            self._not_boolean = set()
+            if names:
+                sums = ", ".join(f"COALESCE(SUM({mq(n)} NOT IN (0, 1)), 0)" for n in names)
+                with self.my.cursor() as cur:
+                    cur.execute(f"SELECT {sums} FROM {self.job.source_sql}")
+                    row = cur.fetchone()
+                self._not_boolean = {n for n, bad in zip(names, row, strict=True) if int(bad)}
+        return self._not_boolean
 
 
 @dataclass
@@ -221,11 +239,12 @@ def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> No
         report.dropped_columns = sorted(plan.dropped)
         with report.timed("commit"), pg.transaction():
             if plan.mode == "incremental":
-                _incremental(job, pg, my, plan, snap, state)
+                # Counted after the upsert by the delete step, minus what it deleted.
+                report.row_count = _incremental(job, pg, my, plan, snap, state)
             else:
                 _full_refresh(job, pg, my, plan, existing, snap)
-            with report.timed("count"):
-                report.row_count = _pg_count(pg, job.target_ident)
+                with report.timed("count"):
+                    report.row_count = _pg_count(pg, job.target_ident)
             cursor_target = job.names[job.cursor] if job.cursor else None
             save_state(
                 pg,
@@ -242,20 +261,12 @@ def _text(value: Any) -> str | None:
 
 
 def _snapshot_facts(job: _Job, my: pymysql.Connection) -> _Snapshot:
-    """Row count, cursor maximum and TINYINT(1) contents, in the read snapshot (one scan)."""
-    exprs = ["COUNT(*)"]
-    if job.cursor:
-        exprs.append(f"CAST(MAX({mq(job.cursor)}) AS CHAR)")
-    candidates = [c.name for c in job.source.columns if c.bool_candidate]
-    exprs += [f"COALESCE(SUM({mq(name)} NOT IN (0, 1)), 0)" for name in candidates]
+    """Row count and cursor maximum in the read snapshot (indexes serve both when present)."""
+    upper = f"CAST(MAX({mq(job.cursor)}) AS CHAR)" if job.cursor else "NULL"
     with my.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(exprs)} FROM {job.source_sql}")
-        row = cur.fetchone()
-    values = list(row)
-    count = int(values.pop(0))
-    upper = _text(values.pop(0)) if job.cursor else None
-    not_boolean = {name for name, bad in zip(candidates, values, strict=True) if int(bad)}
-    return _Snapshot(count, upper, not_boolean)
+        cur.execute(f"SELECT COUNT(*), {upper} FROM {job.source_sql}")
+        count, top = cur.fetchone()
+    return _Snapshot(job, my, int(count), _text(top))
 
 
 def _mappings(job: _Job, as_boolean: set[str]) -> list[ColumnMapping]:
@@ -272,12 +283,11 @@ def _plan(
     snap: _Snapshot,
     force_full: str | None,
 ) -> _Plan:
-    fresh_bool = {c.name for c in job.source.columns if c.bool_candidate} - snap.not_boolean
-    full_mappings = _mappings(job, fresh_bool)
     kept = {t: ty for t, ty in existing.items() if t not in set(job.names.values())}
 
     def full(reason: str) -> _Plan:
-        return _Plan("full_refresh", reason, full_mappings, dropped=kept)
+        fresh_bool = {c.name for c in job.source.columns if c.bool_candidate} - snap.not_boolean()
+        return _Plan("full_refresh", reason, _mappings(job, fresh_bool), dropped=kept)
 
     reason = _incremental_blocker(job, existing, state, force_full)
     if reason:
@@ -292,8 +302,6 @@ def _plan(
         if old is None:
             job.report.added_columns.append(m.target)
             return full(f"column {m.target!r} was added in MySQL")
-        if m.source.name in current_bool and m.source.name in snap.not_boolean:
-            return full(f"column {m.target!r} now holds values other than 0/1 (boolean → smallint)")
         change = type_change(old, m.pg_type)
         if change == "incompatible":
             return full(f"type of column {m.target!r} changed incompatibly: {old} → {m.pg_type}")
@@ -542,7 +550,8 @@ def _incremental(
     plan: _Plan,
     snap: _Snapshot,
     state: TableState | None,
-) -> None:
+) -> int:
+    """Upsert the changed rows and delete the vanished ones; returns the table's row count."""
     assert state is not None
     for m in plan.widened:
         pg.execute(
@@ -572,7 +581,7 @@ def _incremental(
     with job.report.timed("upsert"):
         _upsert(job, pg, plan, stage)
     with job.report.timed("deletes"):
-        _delete_missing(job, pg, my, plan)
+        return _delete_missing(job, pg, my, plan)
 
 
 def _upsert(job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifier) -> None:
@@ -607,12 +616,13 @@ def _upsert(job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifie
     )
 
 
-def _delete_missing(job: _Job, pg: psycopg.Connection, my: pymysql.Connection, plan: _Plan) -> None:
-    """Remove rows whose primary key MySQL no longer has (streamed key comparison)."""
+def _delete_missing(job: _Job, pg: psycopg.Connection, my: pymysql.Connection, plan: _Plan) -> int:
+    """Remove rows whose primary key MySQL no longer has (streamed key comparison); returns
+    the table's row count afterwards."""
     mode = job.options.deletes
     current = _pg_count(pg, job.target_ident)
     if mode == "off" or (mode == "auto" and current == job.report.source_row_count):
-        return
+        return current
     pk = set(job.pk_targets)
     key_mappings = [m for m in plan.mappings if m.target in pk]
     keys = _temp_table(pg, "_sync_keys", key_mappings)
@@ -639,3 +649,4 @@ def _delete_missing(job: _Job, pg: psycopg.Connection, my: pymysql.Connection, p
     if to_delete:
         cur = pg.execute(sql.SQL("DELETE FROM {} AS t WHERE {}").format(job.target_ident, missing))
         job.report.rows_deleted = cur.rowcount
+    return current - job.report.rows_deleted
