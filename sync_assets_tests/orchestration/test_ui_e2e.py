@@ -5,14 +5,18 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 from psycopg import sql
 
 from sync_assets.devtools.demo_legacy import DEMO_TABLES
 from sync_assets.devtools.demo_stack import graphql
+from sync_assets.orchestration.schedules import build_schedules
 from sync_assets_tests.conftest import pg_admin_connect
 from sync_assets_tests.orchestration.conftest import ARTIFACTS, E2EEnv
 
@@ -171,9 +175,29 @@ def _launch_job(e2e: E2EEnv, job_name: str) -> str:
     return result["run"]["runId"]
 
 
-def test_run_queue_serialises_a_job_but_never_blocks_the_other(e2e: E2EEnv) -> None:
-    """dagster.yaml's per-job tag limit, with the real daemon dequeuing."""
+@contextmanager
+def _test_instance(e2e: E2EEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    """The e2e instance (PostgreSQL storage) opened in the test process."""
+    for name, value in e2e.stack.env.items():
+        if name.startswith(("POSTGRES_", "DAGSTER_")):
+            monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.from_config(e2e.stack.env["DAGSTER_HOME"]) as instance:
+        yield instance
+
+
+def _tick(instance: dg.DagsterInstance, schedule_name: str):
+    schedule = next(s for s in build_schedules() if s.name == schedule_name)
+    return schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+
+
+def test_run_queue_serialises_a_job_but_never_blocks_the_other(e2e: E2EEnv, monkeypatch) -> None:
+    """dagster.yaml's per-job tag limit with the real daemon dequeuing; schedule ticks meanwhile."""
     first, second = _launch_job(e2e, "mysql_sync_job"), _launch_job(e2e, "mysql_sync_job")
+    with _test_instance(e2e, monkeypatch) as instance:
+        skipped = _tick(instance, "mysql_sync_schedule")
+        assert not skipped.run_requests
+        assert first in skipped.skip_message or second in skipped.skip_message
+        assert len(_tick(instance, "ftp_logs_schedule").run_requests) == 1  # not blocked
     ftp = _launch_job(e2e, "ftp_logs_job")
     for run_id in (first, second, ftp):
         assert _wait_for_run(e2e, run_id) == "SUCCESS", run_id
