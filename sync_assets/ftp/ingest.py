@@ -242,11 +242,18 @@ class _Run:
         entry = self.ledger.get(remote.path)
         if entry is None or entry.status == store.DELETED:
             return "load"
-        if not remote.same_as(entry.size, entry.mtime):
+        if not remote.same_as(entry.size, entry.mtime) or self._tail_due(entry):
             return "load"
         if self.delete_after and entry.status == store.LOADED and self._fully_consumed(remote.path):
             return "delete"
         return "unchanged"
+
+    def _tail_due(self, entry: LedgerEntry) -> bool:
+        """An unchanged file whose last line (without newline) has now waited long enough."""
+        if entry.status != store.LOADED or entry.offset_bytes >= entry.size or not entry.mtime:
+            return False
+        age = (datetime.now(UTC) - entry.mtime).total_seconds()
+        return age >= self.source.final_line_seconds
 
     def _fully_consumed(self, path: str) -> bool:
         """Committed with every byte consumed (no partial last line waiting)."""
@@ -307,7 +314,8 @@ class _Run:
     def _ingest(self, remote: RemoteFile, snap: Snapshot) -> FileOutcome:
         entry = self.ledger.get(remote.path)
         known = entry is not None and entry.status not in (store.DELETED, store.FAILED)
-        if known and entry and (snap.size, snap.mtime) == (entry.size, entry.mtime):
+        same = known and entry and (snap.size, snap.mtime) == (entry.size, entry.mtime)
+        if same and entry and not self._tail_due(entry):
             return FileOutcome(remote.path, "unchanged", entry.version)
         try:
             return self._load(remote, snap, entry)

@@ -96,6 +96,22 @@ def test_growing_file_loads_only_appended_lines_and_replacement_is_a_new_version
     assert _ids(pg_conn, source)[-4:] == [200, 201, 202, 203]
 
 
+def test_last_line_without_newline_is_taken_once_old_enough(
+    ftp_server, pg_resource, pg_conn, make_source
+):
+    ftp = make_ftp_resource(ftp_server, delete_after_sync="true")
+    write_file(ftp_server.root, "tail.csv", _csv(1, 2) + b"3;30,5", age_seconds=30)
+    report = ingest_source(ftp, pg_resource, make_source("tail", final_line_seconds=600))
+    assert report.rows_loaded == 2 and report.deleted == []  # the last line waits
+
+    # Same file, untouched: once it is older than final_line_seconds the line is complete.
+    report = ingest_source(ftp, pg_resource, make_source("tail", final_line_seconds=20))
+    assert report.rows_loaded == 1 and report.deleted == ["/tail.csv"]
+    assert rows(pg_conn, make_source("tail"), "id, value", "id") == [
+        (1, 10.5), (2, 20.5), (3, 30.5),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("delete", [True, False])
 def test_delete_after_sync(ftp_server, pg_resource, pg_conn, make_source, delete):
     ftp = make_ftp_resource(ftp_server, delete_after_sync=str(delete).lower())
