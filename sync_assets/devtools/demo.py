@@ -161,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
     # for background jobs.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)  # not one line per transfer
+    # Warnings only: pyftpdlib would otherwise configure its own logger, one line per transfer.
+    logging.basicConfig(level=logging.WARNING, format="[demo] %(name)s: %(message)s")
     args.workdir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     with ExitStack() as cleanup:
