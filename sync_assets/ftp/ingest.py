@@ -43,6 +43,7 @@ from sync_assets.resources import FTPResource, PostgresResource, SourceUnavailab
 
 HEAD_BYTES = 1024
 BLOCK_BYTES = 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 def lock_name(source: SourceConfig) -> str:
@@ -569,6 +570,8 @@ class _LineReader:
             rest += block
             cut = rest.rfind(b"\n")
             if cut < 0:
+                if len(rest) > MAX_LINE_BYTES:  # memory stays bounded, even for odd files
+                    raise UnparsableFileError(f"a line is longer than {MAX_LINE_BYTES} bytes")
                 continue
             complete, rest = rest[: cut + 1], rest[cut + 1 :]
             lines = complete.split(b"\n")
