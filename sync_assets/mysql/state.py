@@ -14,6 +14,7 @@ from psycopg import sql
 
 from sync_assets.core.locks import lock_key
 from sync_assets.core.pg import META_SCHEMA, ensure_schema, ident
+from sync_assets.mysql.naming import derived_name
 
 STATE_TABLE = "mysql_tables"
 
@@ -26,12 +27,19 @@ class TableState:
     primary_key: list[str]
 
 
+def staging_schema(target_schema: str) -> str:
+    """A schema of our own for staging tables: a staging table can never be (or drop) a table
+    someone else owns, and it carries the target's own name, so it moves in with SET SCHEMA."""
+    return derived_name(target_schema, "sync_staging")
+
+
 def ensure_bookkeeping(conn: psycopg.Connection, target_schema: str) -> None:
     """Create the schemas and the state table once (serialised: concurrent runs race on DDL)."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("sync_assets:ddl"),))
         ensure_schema(cur, META_SCHEMA)
         ensure_schema(cur, target_schema)
+        ensure_schema(cur, staging_schema(target_schema))
         cur.execute(
             sql.SQL(
                 """CREATE TABLE IF NOT EXISTS {} (

@@ -32,7 +32,13 @@ from sync_assets.core.settings import ConfigError
 from sync_assets.mysql import config
 from sync_assets.mysql.catalog import SourceTable, pg_columns, read_source_table
 from sync_assets.mysql.naming import derived_name, lower_names, mq
-from sync_assets.mysql.state import TableState, ensure_bookkeeping, load_state, save_state
+from sync_assets.mysql.state import (
+    TableState,
+    ensure_bookkeeping,
+    load_state,
+    save_state,
+    staging_schema,
+)
 from sync_assets.mysql.stream import StreamStats, copy_query, raw_connection
 from sync_assets.mysql.types import ColumnMapping, map_column, row_expression, type_change
 
@@ -390,68 +396,56 @@ def _full_refresh(
     existing: dict[str, str],
     snap: _Snapshot,
 ) -> None:
-    staging = derived_name(job.target, "sync_new")
-    staging_ident = ident(job.schema, staging)
-    pk = job.pk_targets
+    staging = ident(staging_schema(job.schema), job.target)
     columns = [(m.target, m.pg_type) for m in plan.mappings] + list(plan.dropped.items())
-    pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging_ident))
+    pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
     pg.execute(
         sql.SQL("CREATE TABLE {} ({})").format(
-            staging_ident,
+            staging,
             sql.SQL(", ").join(
                 sql.SQL("{} {}").format(ident(name), sql.SQL(pg_type)) for name, pg_type in columns
             ),
         )
     )
     copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FREEZE)").format(
-        staging_ident, _column_list([m.target for m in plan.mappings])
+        staging, _column_list([m.target for m in plan.mappings])
     )
     stats = _copy(job, my, pg, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql}",
                   (), copy_stmt)  # fmt: skip
     with job.report.timed("keys"):
-        index_names = _add_keys(job, pg, staging_ident)
+        _add_keys(job, pg, staging)
     if existing:
         current = _pg_count(pg, job.target_ident)
         _guard_deletes(job, current, stats.rows, max(current - stats.rows, 0))
         job.report.rows_replaced = current
-        _carry_dropped(job, pg, staging_ident, plan, existing)
-        _carry_grants(pg, job.target_ident, staging_ident)
+        _carry_dropped(job, pg, staging, plan, existing)
+        _carry_grants(pg, job.target_ident, staging)
         pg.execute(sql.SQL("DROP TABLE {}").format(job.target_ident))
-    pg.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(staging_ident, ident(job.target)))
-    for temp_name, final_name in index_names:
-        pg.execute(
-            sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                ident(job.schema, temp_name), ident(final_name)
-            )
-        )
+    pg.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(staging, ident(job.schema)))
     job.report.rows_inserted = stats.rows
-    if not pk:
+    if not job.pk_targets:
         job.report.notes.append("no primary key in MySQL: full refresh every run")
 
 
-def _add_keys(job: _Job, pg: psycopg.Connection, staging: sql.Identifier) -> list[tuple[str, str]]:
-    """Recreate the primary key and unique keys (after the load: faster than during it)."""
-    renames: list[tuple[str, str]] = []
+def _add_keys(job: _Job, pg: psycopg.Connection, staging: sql.Identifier) -> None:
+    """Recreate the primary key and unique keys (after the load: faster than during it).
+
+    The indexes get their final names already: the staging schema holds nothing else, and the
+    old table's indexes are gone from the target schema before the new table moves in."""
     if job.pk_targets:
-        temp, final = derived_name(job.target, "sync_new_pkey"), derived_name(job.target, "pkey")
         pg.execute(
             sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
-                staging, ident(temp), _column_list(job.pk_targets)
+                staging, ident(derived_name(job.target, "pkey")), _column_list(job.pk_targets)
             )
         )
-        renames.append((temp, final))
     for i, key in enumerate(job.source.unique_keys, start=1):
-        temp, final = (
-            derived_name(job.target, f"sync_new_key{i}"),
-            derived_name(job.target, f"key{i}"),
-        )
         pg.execute(
             sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
-                ident(temp), staging, _column_list([job.names[c] for c in key])
+                ident(derived_name(job.target, f"key{i}")),
+                staging,
+                _column_list([job.names[c] for c in key]),
             )
         )
-        renames.append((temp, final))
-    return renames
 
 
 def _carry_dropped(

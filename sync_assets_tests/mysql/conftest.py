@@ -18,6 +18,7 @@ from psycopg import sql
 
 from sync_assets.devtools.servers import ServerInfo
 from sync_assets.mysql.config import TableOptions
+from sync_assets.mysql.state import staging_schema
 from sync_assets.mysql.sync import SyncReport, sync_table
 from sync_assets.resources import MySQLResource, PostgresResource
 from sync_assets_tests.conftest import (
@@ -53,7 +54,8 @@ def target_schema(pg_conn: psycopg.Connection) -> Iterator[str]:
     """A PostgreSQL schema of its own for one test (dropped after)."""
     name = f"legacy_{secrets.token_hex(4)}"
     yield name
-    pg_conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+    for schema in (name, staging_schema(name)):
+        pg_conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def run_sql(conn: pymysql.Connection, *statements: str) -> None:

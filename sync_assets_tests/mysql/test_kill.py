@@ -15,6 +15,7 @@ import pymysql
 import pytest
 
 from sync_assets.devtools.servers import ServerInfo
+from sync_assets.mysql.state import staging_schema
 from sync_assets.resources import MySQLResource, PostgresResource
 from sync_assets_tests.mysql.conftest import SyncFn, run_sql
 
@@ -107,8 +108,9 @@ def test_kill_during_copy_keeps_previous_state(
     assert rows == (first.row_count, "a" * 100, "a" * 100)
     leftovers = pg_conn.execute(
         "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND relname <> 'big' AND relkind = 'r'",
-        (target_schema,),
+        " WHERE n.nspname IN (%s, %s) AND relname <> 'big' AND relkind = 'r'"
+        " OR n.nspname = %s AND relkind = 'r'",
+        (target_schema, staging_schema(target_schema), staging_schema(target_schema)),
     ).fetchall()
     assert leftovers == []
     state_after = pg_conn.execute(
