@@ -1,0 +1,237 @@
+"""A server down at run time, and two runs of the same asset at once.
+
+Down servers are closed loopback ports (the shared servers are never touched). The real Dagster
+assets run both sides in one materialisation, as the two schedules would in one tick: the side
+whose server is up must not notice, and once the server is back the next run loads everything
+exactly once.
+"""
+
+import threading
+from typing import TypeVar
+
+import dagster as dg
+import psycopg
+import pymysql
+import pytest
+from pyftpdlib.handlers import FTPHandler
+
+from sync_assets.devtools.ftp_server import FTPServerHandle
+from sync_assets.devtools.servers import ServerInfo, free_port
+from sync_assets.ftp.config import SourceConfig
+from sync_assets.ftp.definitions import build_log_asset, build_source_spec
+from sync_assets.mysql.config import TableOptions
+from sync_assets.mysql.definitions import build_table_asset
+from sync_assets.resources import MySQLResource, PostgresResource
+from sync_assets_tests.conftest import make_ftp_resource
+from sync_assets_tests.mysql.conftest import assert_same_table, run_sql
+from sync_assets_tests.reliability.conftest import (
+    expected_ids,
+    finish,
+    ftp_run_args,
+    ids_by_file,
+    spawn_run,
+    sync_sessions,
+    wait_until,
+    write_csv_files,
+)
+
+pytestmark = pytest.mark.slow
+R = TypeVar("R", MySQLResource, PostgresResource)
+
+FILES = {"a.csv": (1, 300), "b.csv": (301, 900)}
+
+
+def _both_sides(schema: str, source: SourceConfig) -> list:
+    spec, table_asset = build_table_asset("items", TableOptions(name="items"), schema)
+    return [spec, table_asset, build_source_spec(source), build_log_asset(source)]
+
+
+def _down(resource: R, password: str) -> R:
+    """The same resource pointed at a loopback port nobody listens on.
+
+    Built anew: Dagster instantiates a resource from its constructor values, so a pydantic
+    `model_copy(update=...)` would silently keep the old port inside a run.
+    """
+    values = resource.model_dump() | {"port": str(free_port()), "password": password}
+    return type(resource)(**values)
+
+
+def _node(result: dg.ExecuteInProcessResult, prefix: str) -> str:
+    [name] = {e.step_key for e in result.all_node_events if e.step_key.startswith(prefix)}
+    return name
+
+
+def _error_text(result: dg.ExecuteInProcessResult, prefix: str) -> str:
+    failure = result.failure_data_for_node(_node(result, prefix))
+    assert failure is not None, f"{prefix} did not fail"
+    return str(failure.error)
+
+
+@pytest.fixture
+def two_sides(src: pymysql.Connection, ftp_server_factory, make_source):
+    run_sql(
+        src,
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_500",
+    )
+    server = ftp_server_factory(mlsd=True)
+    write_csv_files(server.root, FILES)
+    return server, make_source("both")
+
+
+def _materialize(assets: list, mysql, postgres, ftp) -> dg.ExecuteInProcessResult:
+    resources = {"mysql": mysql, "postgres": postgres, "ftp": ftp}
+    return dg.materialize(assets, resources=resources, raise_on_error=False)
+
+
+def test_mysql_down_fails_clearly_and_the_ftp_side_is_unaffected(
+    two_sides: tuple[FTPServerHandle, SourceConfig],
+    src: pymysql.Connection,
+    src_resource: MySQLResource,
+    pg_resource: PostgresResource,
+    pg_conn: psycopg.Connection,
+    target_schema: str,
+) -> None:
+    server, source = two_sides
+    assets = _both_sides(target_schema, source)
+    down = _down(src_resource, "Kx-7-down")
+    ftp = make_ftp_resource(server, delete_after_sync="true")
+
+    result = _materialize(assets, down, pg_resource, ftp)
+    error = _error_text(result, "legacy")
+    assert "cannot connect to MySQL" in error and "MYSQL_HOST/MYSQL_PORT" in error
+    assert "Kx-7-down" not in error
+    assert result.is_node_success(_node(result, "logs"))
+    assert ids_by_file(pg_conn, source) == expected_ids(FILES)
+
+    again = _materialize(assets, src_resource, pg_resource, ftp)
+    assert again.success
+    assert assert_same_table(src, pg_conn, target_schema, "items") == 500
+    assert ids_by_file(pg_conn, source) == expected_ids(FILES)  # nothing loaded twice
+
+
+def test_postgres_down_fails_clearly_deletes_nothing_then_recovers(
+    two_sides: tuple[FTPServerHandle, SourceConfig],
+    src: pymysql.Connection,
+    src_resource: MySQLResource,
+    pg_resource: PostgresResource,
+    pg_conn: psycopg.Connection,
+    target_schema: str,
+) -> None:
+    server, source = two_sides
+    assets = _both_sides(target_schema, source)
+    down = _down(pg_resource, "Pq-7-down")
+    ftp = make_ftp_resource(server, delete_after_sync="true")
+
+    result = _materialize(assets, src_resource, down, ftp)
+    for prefix in ("legacy", "logs"):
+        error = _error_text(result, prefix)
+        assert "cannot connect to PostgreSQL" in error and "POSTGRES_HOST" in error
+        assert "Pq-7-down" not in error
+    assert sorted(p.name for p in server.root.iterdir()) == sorted(FILES)  # nothing deleted
+
+    again = _materialize(assets, src_resource, pg_resource, ftp)
+    assert again.success
+    assert assert_same_table(src, pg_conn, target_schema, "items") == 500
+    assert ids_by_file(pg_conn, source) == expected_ids(FILES)
+    assert list(server.root.iterdir()) == []
+
+
+# --- two runs at once -------------------------------------------------------------------------
+
+
+BIG = {"big.csv": (1, 20_000)}
+
+
+class GatedDownloads(FTPHandler):
+    """RETR waits at the gate until the test opens it (the run holds its lock meanwhile)."""
+
+    reached = threading.Event()
+    gate = threading.Event()
+
+    def ftp_RETR(self, file: str) -> str | None:
+        GatedDownloads.reached.set()
+        GatedDownloads.gate.wait(timeout=60)
+        return super().ftp_RETR(file)
+
+
+@pytest.mark.parametrize("lock_wait", [60.0, 0.2], ids=["waits", "refused"])
+def test_two_ftp_runs_at_once_never_double(
+    lock_wait: float,
+    ftp_server_factory,
+    pg_resource: PostgresResource,
+    pg_conn: psycopg.Connection,
+    make_source,
+) -> None:
+    GatedDownloads.reached.clear()
+    GatedDownloads.gate.clear()
+    server = ftp_server_factory(mlsd=True, handler_base=GatedDownloads)
+    write_csv_files(server.root, BIG)
+    source = make_source("twice")
+    ftp = make_ftp_resource(server)
+    try:
+        first = spawn_run(ftp_run_args(ftp, pg_resource, source))
+        wait_until(GatedDownloads.reached.is_set, "the first run's download (lock held)")
+        sessions = len(sync_sessions(pg_conn, pg_resource.database))
+        second = spawn_run(
+            ftp_run_args(ftp, pg_resource, source.with_overrides(lock_wait_seconds=lock_wait))
+        )
+        if lock_wait > 1:  # the second run is connected and polling the lock
+            wait_until(lambda: len(sync_sessions(pg_conn, pg_resource.database)) > sessions,
+                       "the second run to wait for the lock")  # fmt: skip
+        else:
+            second.wait(timeout=60)
+    finally:
+        GatedDownloads.gate.set()
+    second_out, second_err = finish(second)
+    _, first_err = finish(first)
+    assert first.returncode == 0, first_err[-2000:]
+    if lock_wait > 1:
+        assert second.returncode == 0, second_err[-2000:]
+        assert '"rows_loaded": 0' in second_out  # it waited, then found the file loaded
+    else:
+        assert second.returncode == 1 and "another run is syncing" in second_err
+    assert ids_by_file(pg_conn, source) == expected_ids(BIG)
+
+
+def test_two_mysql_runs_at_once_never_double(
+    mysql_server: ServerInfo,
+    src: pymysql.Connection,
+    src_resource: MySQLResource,
+    pg_resource: PostgresResource,
+    pg_conn: psycopg.Connection,
+    target_schema: str,
+) -> None:
+    run_sql(
+        src,
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40))",
+        "INSERT INTO items SELECT seq, MD5(seq) FROM seq_1_to_60000",
+    )
+    my = src_resource.model_dump() | {"password": mysql_server.password}
+    args = {"kind": "mysql", "mysql": my, "pg": pg_resource.model_dump(), "table": "items",
+            "schema": target_schema, "options": {"batch_rows": 200}}  # fmt: skip
+    run_sql(src, "LOCK TABLES items WRITE")  # holds the first run inside its locked section
+    try:
+        first = spawn_run(args)
+        wait_until(lambda: _blocked_reads(src, src_resource.database), "the first run's read",
+                   every=0.05)  # fmt: skip
+        sessions = len(sync_sessions(pg_conn, pg_resource.database))
+        second = spawn_run(args)
+        wait_until(lambda: len(sync_sessions(pg_conn, pg_resource.database)) > sessions,
+                   "the second run to wait for the lock")  # fmt: skip
+    finally:
+        run_sql(src, "UNLOCK TABLES")
+    for child in (first, second):
+        _, stderr = finish(child)
+        assert child.returncode == 0, stderr[-2000:]
+    assert assert_same_table(src, pg_conn, target_schema, "items") == 60_000
+
+
+def _blocked_reads(my: pymysql.Connection, database: str) -> int:
+    with my.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s"
+            " AND STATE LIKE '%%metadata lock%%'",
+            (database,),
+        )
+        return cur.fetchone()[0]
