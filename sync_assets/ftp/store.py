@@ -8,12 +8,14 @@ rejects and its ledger row are written in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 from psycopg import sql
 
+from sync_assets.core.locks import lock_key
 from sync_assets.core.pg import META_SCHEMA, ensure_schema, ident
 
 LEDGER = "ftp_ledger"
@@ -56,47 +58,66 @@ _LEDGER_COLUMNS = (
 )  # fmt: skip
 
 
+def _ddl_retrying(conn: psycopg.Connection, create: Callable[[psycopg.Cursor], None]) -> None:
+    """Run idempotent DDL; serialised by a transaction lock, and retried once because
+    `CREATE ... IF NOT EXISTS` can still collide with another process creating the same
+    object (e.g. the MySQL side creating `sync_meta` at the same moment)."""
+    for attempt in (1, 2):
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("sync_assets.ftp:ddl"),))
+                create(cur)
+            return
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject) as exc:
+            if attempt == 2:
+                raise exc from None
+
+
 def ensure_meta_tables(conn: psycopg.Connection) -> None:
-    with conn.transaction(), conn.cursor() as cur:
-        ensure_schema(cur, META_SCHEMA)
-        cur.execute(
-            sql.SQL(
-                """CREATE TABLE IF NOT EXISTS {} (
-                source text NOT NULL, path text NOT NULL, version integer NOT NULL DEFAULT 1,
-                size bigint NOT NULL, mtime timestamptz, head_hash text,
-                head_len integer NOT NULL DEFAULT 0, offset_bytes bigint NOT NULL DEFAULT 0,
-                lines_consumed bigint NOT NULL DEFAULT 0, rows_loaded bigint NOT NULL DEFAULT 0,
-                rows_rejected bigint NOT NULL DEFAULT 0, status text NOT NULL, format text,
-                error text, delete_error text, delete_attempts integer NOT NULL DEFAULT 0,
-                first_seen timestamptz NOT NULL DEFAULT now(),
-                updated_at timestamptz NOT NULL DEFAULT now(), run_id text,
-                PRIMARY KEY (source, path))"""
-            ).format(ident(META_SCHEMA, LEDGER))
+    _ddl_retrying(conn, _create_meta_tables)
+
+
+def _create_meta_tables(cur: psycopg.Cursor) -> None:
+    ensure_schema(cur, META_SCHEMA)
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE IF NOT EXISTS {} (
+            source text NOT NULL, path text NOT NULL, version integer NOT NULL DEFAULT 1,
+            size bigint NOT NULL, mtime timestamptz, head_hash text,
+            head_len integer NOT NULL DEFAULT 0, offset_bytes bigint NOT NULL DEFAULT 0,
+            lines_consumed bigint NOT NULL DEFAULT 0, rows_loaded bigint NOT NULL DEFAULT 0,
+            rows_rejected bigint NOT NULL DEFAULT 0, status text NOT NULL, format text,
+            error text, delete_error text, delete_attempts integer NOT NULL DEFAULT 0,
+            first_seen timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(), run_id text,
+            PRIMARY KEY (source, path))"""
+        ).format(ident(META_SCHEMA, LEDGER))
+    )
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE IF NOT EXISTS {} (
+            id bigserial PRIMARY KEY, source text NOT NULL, path text NOT NULL,
+            version integer NOT NULL, line_number bigint NOT NULL, raw text,
+            reason text NOT NULL, run_id text,
+            rejected_at timestamptz NOT NULL DEFAULT now())"""
+        ).format(ident(META_SCHEMA, REJECTS))
+    )
+    cur.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS ftp_rejects_file ON {} (source, path)").format(
+            ident(META_SCHEMA, REJECTS)
         )
-        cur.execute(
-            sql.SQL(
-                """CREATE TABLE IF NOT EXISTS {} (
-                id bigserial PRIMARY KEY, source text NOT NULL, path text NOT NULL,
-                version integer NOT NULL, line_number bigint NOT NULL, raw text,
-                reason text NOT NULL, run_id text,
-                rejected_at timestamptz NOT NULL DEFAULT now())"""
-            ).format(ident(META_SCHEMA, REJECTS))
-        )
-        cur.execute(
-            sql.SQL("CREATE INDEX IF NOT EXISTS ftp_rejects_file ON {} (source, path)").format(
-                ident(META_SCHEMA, REJECTS)
-            )
-        )
+    )
 
 
 def ensure_target_table(conn: psycopg.Connection, schema: str, table: str) -> None:
-    with conn.transaction(), conn.cursor() as cur:
-        ensure_schema(cur, schema)
-        cur.execute(
-            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
-                ident(schema, table), PROVENANCE_DDL
-            )
-        )
+    _ddl_retrying(conn, lambda cur: _create_target_table(cur, schema, table))
+
+
+def _create_target_table(cur: psycopg.Cursor, schema: str, table: str) -> None:
+    ensure_schema(cur, schema)
+    cur.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(ident(schema, table), PROVENANCE_DDL)
+    )
 
 
 def table_columns(cur: psycopg.Cursor, schema: str, table: str) -> dict[str, str]:
