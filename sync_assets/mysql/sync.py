@@ -113,7 +113,9 @@ class _Snapshot:
     job: _Job
     my: pymysql.Connection
     row_count: int
-    upper: str | None  # MAX(cursor) in the snapshot, as MySQL prints it
+    upper: str | None  # MAX(cursor) in the snapshot, as MySQL prints it: the read's bound
+    watermark: str | None  # what the next run starts from: the upper bound, but never later
+    # than the snapshot's NOW(), so a row stamped in the future cannot hide the rows after it
     _not_boolean: set[str] | None = None
 
     def not_boolean(self) -> set[str]:
@@ -238,7 +240,7 @@ def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> No
         report.mode, report.reason = plan.mode, plan.reason
         report.source_row_count = snap.row_count
         report.previous_watermark = state.watermark if state else None
-        report.watermark = snap.upper
+        report.watermark = snap.watermark
         report.primary_key = job.pk_targets
         report.columns = [(m.target, m.pg_type) for m in plan.mappings]
         report.columns += list(plan.dropped.items())
@@ -257,7 +259,7 @@ def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> No
                 job.schema,
                 job.target,
                 job.source.name,
-                TableState(plan.mode, cursor_target, snap.upper, job.pk_targets),
+                TableState(plan.mode, cursor_target, snap.watermark, job.pk_targets),
             )
         my.rollback()  # ends the read-only snapshot
 
@@ -268,11 +270,22 @@ def _text(value: Any) -> str | None:
 
 def _snapshot_facts(job: _Job, my: pymysql.Connection) -> _Snapshot:
     """Row count and cursor maximum in the read snapshot (indexes serve both when present)."""
-    upper = f"CAST(MAX({mq(job.cursor)}) AS CHAR)" if job.cursor else "NULL"
+    upper = watermark = future = "NULL"
+    if job.cursor:
+        col = next(c for c in job.source.columns if c.name == job.cursor)
+        upper = watermark = f"CAST(MAX({mq(col.name)}) AS CHAR)"
+        if col.data_type in TEMPORAL_CURSORS:
+            watermark = f"CAST(LEAST(MAX({mq(col.name)}), NOW(6)) AS CHAR)"
+            future = f"MAX({mq(col.name)}) > NOW(6)"
     with my.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*), {upper} FROM {job.source_sql}")
-        count, top = cur.fetchone()
-    return _Snapshot(job, my, int(count), _text(top))
+        cur.execute(f"SELECT COUNT(*), {upper}, {watermark}, {future} FROM {job.source_sql}")
+        count, top, mark, in_future = cur.fetchone()
+    if in_future and int(in_future):
+        job.report.notes.append(
+            f"cursor values in the future (up to {_text(top)}): watermark held at the"
+            " snapshot's time; those rows are re-read (not rewritten) until then"
+        )
+    return _Snapshot(job, my, int(count), _text(top), _text(mark))
 
 
 def _mappings(job: _Job, as_boolean: set[str]) -> list[ColumnMapping]:

@@ -72,6 +72,21 @@ def test_changes_arrive_and_an_unchanged_run_writes_nothing(
     assert _versions(pg_conn, target_schema) == before
 
 
+def test_a_future_timestamp_does_not_hide_later_rows(
+    src: pymysql.Connection, pg_conn: psycopg.Connection, sync: SyncFn, target_schema: str
+) -> None:
+    _seed(src)
+    sync("orders")
+    run_sql(src, "INSERT INTO orders VALUES (50, 'future', 1, '2037-12-31 00:00:00')")
+    report = sync("orders")
+    assert report.rows_inserted == 1 and "cursor values in the future" in " ".join(report.notes)
+    assert report.watermark is not None and report.watermark < "2037"
+    run_sql(src, "INSERT INTO orders (id, item, qty) VALUES (51, 'now', 1)")  # stamped NOW()
+    later = sync("orders")
+    assert later.rows_inserted == 1 and later.rows_updated == 0  # the future row: not rewritten
+    assert_same_table(src, pg_conn, target_schema, "orders")
+
+
 def test_delete_guard_refuses_to_wipe_the_copy(
     src: pymysql.Connection, pg_conn: psycopg.Connection, sync: SyncFn, target_schema: str
 ) -> None:
