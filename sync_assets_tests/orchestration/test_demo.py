@@ -4,6 +4,7 @@ directory changing, and a Ctrl-C stops everything it started."""
 import random
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from sync_assets.devtools.demo_legacy import mutate_legacy, seed_legacy
 from sync_assets.devtools.demo_machines import HEADER, MACHINES, MachineSimulator
-from sync_assets.devtools.demo_stack import REPO_ROOT, graphql, wait_for_http
+from sync_assets.devtools.demo_stack import REPO_ROOT, graphql
 from sync_assets.devtools.servers import free_port, port_open
 from sync_assets_tests.conftest import (
     _unique_name,
@@ -36,6 +37,14 @@ def _order_count(mysql_server, database: str) -> int:
         return cur.fetchone()[0]
 
 
+def _wait_for_line(lines: list[str], marker: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(marker in line for line in lines):
+        assert proc.poll() is None, "".join(lines)[-3000:]
+        assert time.monotonic() < deadline, f"no {marker!r} within {timeout}s"
+        time.sleep(0.5)
+
+
 def test_demo_serves_the_ui_and_ctrl_c_stops_everything(
     pg_server, mysql_server, tmp_path: Path
 ) -> None:
@@ -46,24 +55,25 @@ def test_demo_serves_the_ui_and_ctrl_c_stops_everything(
          "--pg-db", names["pg"], "--dagster-db", names["dagster"], "--mysql-db", names["mysql"]],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
+    reader.start()
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/server_info", demo, timeout=240)
+        _wait_for_line(lines, "[demo] UI at", demo, timeout=300)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # the UI answers before the code location loads
-            data = graphql(base, SCHEDULE_STATUS)["schedulesOrError"]
-            if data.get("results"):
-                break
-            time.sleep(1)
+        data = graphql(base, SCHEDULE_STATUS)["schedulesOrError"]
         states = {s["name"]: s["scheduleState"]["status"] for s in data["results"]}
         assert states == {"ftp_logs_schedule": "RUNNING", "mysql_sync_schedule": "RUNNING"}
         assert _order_count(mysql_server, names["mysql"]) >= 3
         logs = list((tmp_path / "ftp").rglob("*.csv"))
         assert logs and all(p.read_text().startswith("timestamp,machine,") for p in logs)
         demo.send_signal(signal.SIGINT)
-        output, _ = demo.communicate(timeout=90)
+        demo.wait(timeout=90)
+        reader.join(timeout=10)
+        output = "".join(lines)
         assert demo.returncode == 0, output[-3000:]
         assert "[demo] stopped" in output
+        assert "RETR" not in output  # no FTP server line per transfer on the console
         assert not port_open("127.0.0.1", port), "the webserver outlived the demo"
     finally:
         if demo.poll() is None:
