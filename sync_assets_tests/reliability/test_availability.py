@@ -7,6 +7,7 @@ exactly once.
 """
 
 import threading
+from dataclasses import dataclass
 from typing import TypeVar
 
 import dagster as dg
@@ -67,8 +68,37 @@ def _error_text(result: dg.ExecuteInProcessResult, prefix: str) -> str:
     return str(failure.error)
 
 
+@dataclass
+class TwoSides:
+    """A MySQL table and FTP files, the real assets of both sides, and their resources."""
+
+    server: FTPServerHandle
+    source: SourceConfig
+    assets: list
+    resources: dict[str, dg.ConfigurableResource]
+    my: pymysql.Connection
+    pg: psycopg.Connection
+    schema: str
+
+    def run(self, **broken: dg.ConfigurableResource) -> dg.ExecuteInProcessResult:
+        resources = self.resources | broken
+        return dg.materialize(self.assets, resources=resources, raise_on_error=False)
+
+    def assert_exact(self) -> None:
+        assert assert_same_table(self.my, self.pg, self.schema, "items") == 500
+        assert ids_by_file(self.pg, self.source) == expected_ids(FILES)  # nothing twice
+
+
 @pytest.fixture
-def two_sides(src: pymysql.Connection, ftp_server_factory, make_source):
+def two_sides(
+    src: pymysql.Connection,
+    src_resource: MySQLResource,
+    pg_resource: PostgresResource,
+    pg_conn: psycopg.Connection,
+    target_schema: str,
+    ftp_server_factory,
+    make_source,
+) -> TwoSides:
     run_sql(
         src,
         "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20))",
@@ -76,65 +106,37 @@ def two_sides(src: pymysql.Connection, ftp_server_factory, make_source):
     )
     server = ftp_server_factory(mlsd=True)
     write_csv_files(server.root, FILES)
-    return server, make_source("both")
-
-
-def _materialize(assets: list, mysql, postgres, ftp) -> dg.ExecuteInProcessResult:
-    resources = {"mysql": mysql, "postgres": postgres, "ftp": ftp}
-    return dg.materialize(assets, resources=resources, raise_on_error=False)
-
-
-def test_mysql_down_fails_clearly_and_the_ftp_side_is_unaffected(
-    two_sides: tuple[FTPServerHandle, SourceConfig],
-    src: pymysql.Connection,
-    src_resource: MySQLResource,
-    pg_resource: PostgresResource,
-    pg_conn: psycopg.Connection,
-    target_schema: str,
-) -> None:
-    server, source = two_sides
-    assets = _both_sides(target_schema, source)
-    down = _down(src_resource, "Kx-7-down")
+    source = make_source("both")
     ftp = make_ftp_resource(server, delete_after_sync="true")
+    resources = {"mysql": src_resource, "postgres": pg_resource, "ftp": ftp}
+    assets = _both_sides(target_schema, source)
+    return TwoSides(server, source, assets, resources, src, pg_conn, target_schema)
 
-    result = _materialize(assets, down, pg_resource, ftp)
+
+def test_mysql_down_fails_clearly_and_the_ftp_side_is_unaffected(two_sides: TwoSides) -> None:
+    result = two_sides.run(mysql=_down(two_sides.resources["mysql"], "Kx-7-down"))
     error = _error_text(result, "legacy")
     assert "cannot connect to MySQL" in error and "MYSQL_HOST/MYSQL_PORT" in error
     assert "Kx-7-down" not in error
     assert result.is_node_success(_node(result, "logs"))
-    assert ids_by_file(pg_conn, source) == expected_ids(FILES)
+    assert ids_by_file(two_sides.pg, two_sides.source) == expected_ids(FILES)
 
-    again = _materialize(assets, src_resource, pg_resource, ftp)
-    assert again.success
-    assert assert_same_table(src, pg_conn, target_schema, "items") == 500
-    assert ids_by_file(pg_conn, source) == expected_ids(FILES)  # nothing loaded twice
+    assert two_sides.run().success
+    two_sides.assert_exact()
 
 
-def test_postgres_down_fails_clearly_deletes_nothing_then_recovers(
-    two_sides: tuple[FTPServerHandle, SourceConfig],
-    src: pymysql.Connection,
-    src_resource: MySQLResource,
-    pg_resource: PostgresResource,
-    pg_conn: psycopg.Connection,
-    target_schema: str,
-) -> None:
-    server, source = two_sides
-    assets = _both_sides(target_schema, source)
-    down = _down(pg_resource, "Pq-7-down")
-    ftp = make_ftp_resource(server, delete_after_sync="true")
-
-    result = _materialize(assets, src_resource, down, ftp)
+def test_postgres_down_fails_clearly_deletes_nothing_then_recovers(two_sides: TwoSides) -> None:
+    result = two_sides.run(postgres=_down(two_sides.resources["postgres"], "Pq-7-down"))
     for prefix in ("legacy", "logs"):
         error = _error_text(result, prefix)
         assert "cannot connect to PostgreSQL" in error and "POSTGRES_HOST" in error
         assert "Pq-7-down" not in error
-    assert sorted(p.name for p in server.root.iterdir()) == sorted(FILES)  # nothing deleted
+    root = two_sides.server.root
+    assert sorted(p.name for p in root.iterdir()) == sorted(FILES)  # nothing deleted
 
-    again = _materialize(assets, src_resource, pg_resource, ftp)
-    assert again.success
-    assert assert_same_table(src, pg_conn, target_schema, "items") == 500
-    assert ids_by_file(pg_conn, source) == expected_ids(FILES)
-    assert list(server.root.iterdir()) == []
+    assert two_sides.run().success
+    two_sides.assert_exact()
+    assert list(root.iterdir()) == []
 
 
 # --- two runs at once -------------------------------------------------------------------------
