@@ -40,7 +40,14 @@ def build_source_spec(source: SourceConfig) -> dg.AssetSpec:
 
 def _metadata(report: IngestReport, database: str) -> dict[str, object]:
     lag = report.lag_seconds()
+    freshness: dict[str, object] = {}
+    if report.newest_record is not None and lag is not None:
+        freshness = {
+            "newest_record": dg.MetadataValue.timestamp(report.newest_record),
+            "lag_seconds": dg.MetadataValue.float(round(lag, 3)),
+        }
     return {
+        **freshness,
         "files_seen": report.files_seen,
         "files_loaded": report.files_loaded,
         "files_skipped": report.files_skipped,
@@ -52,21 +59,24 @@ def _metadata(report: IngestReport, database: str) -> dict[str, object]:
         "rows_loaded": report.rows_loaded,
         "rows_rejected": report.rows_rejected,
         "bytes_read": report.bytes_read,
-        "newest_record": dg.MetadataValue.text(
-            report.newest_record.isoformat() if report.newest_record else "none"
-        ),
-        "lag_seconds": dg.MetadataValue.float(lag if lag is not None else float("nan")),
         "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
         "ftp_reconnects": report.reconnects,
-        "dagster/row_count": report.rows_loaded,
+        "rows_loaded_this_run": report.rows_loaded,
         "dagster/relation_identifier": relation_identifier(database, report.schema, report.table),
     }
 
 
-def _column_schema(postgres: PostgresResource, report: IngestReport) -> dg.TableSchema:
-    with postgres.connection() as conn, conn.cursor() as cur:
+def _table_metadata(postgres: PostgresResource, report: IngestReport) -> dict[str, object]:
+    """Column schema and row count of the whole table (best effort, bounded in time)."""
+    with postgres.connection(autocommit=True) as conn, conn.cursor() as cur:
         columns = store.table_columns(cur, report.schema, report.table)
-    return dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in columns.items()])
+        row_count = store.table_row_count(cur, report.schema, report.table)
+    return {
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(n, t) for n, t in columns.items()]
+        ),
+        "dagster/row_count": row_count,
+    }
 
 
 def _check_result(report: IngestReport, key: dg.AssetKey) -> dg.AssetCheckResult:
@@ -114,9 +124,9 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
         report = ingest_source(ftp, postgres, source, context.log, run_id=context.run_id)
         metadata = _metadata(report, postgres.database)
         try:
-            metadata["dagster/column_schema"] = _column_schema(postgres, report)
+            metadata.update(_table_metadata(postgres, report))
         except Exception as exc:  # metadata is best effort; the load is committed
-            context.log.warning(f"column schema not collected: {exc}")
+            context.log.warning(f"table metadata not collected: {exc}")
         for path, error in report.delete_errors.items():
             context.log.warning(f"delete of {path} failed, retried next run: {error}")
         return dg.MaterializeResult(
