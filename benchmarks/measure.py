@@ -37,6 +37,7 @@ class Measurement:
     server_cpu: float
     first_row: float | None
     returncode: int
+    load_before: float = 0.0  # 1-minute load average at launch: how busy the machine was
     stdout: str = ""
     stderr: str = ""
     extra: dict[str, object] = field(default_factory=dict)
@@ -164,6 +165,7 @@ def run_measured(
         open(f"{out_path}.err", "w+b") as err,
         open(stdin_path or os.devnull, "rb") as stdin,
     ):
+        load_before = psutil.getloadavg()[0]
         start = time.monotonic()
         proc = subprocess.Popen(
             list(argv), stdin=stdin, stdout=out, stderr=err, env=dict(env or os.environ), cwd=cwd
@@ -187,6 +189,7 @@ def run_measured(
         server_cpu=sampler.cpu.total(),
         first_row=sampler.first_row,
         returncode=proc.returncode,
+        load_before=load_before,
         stdout=stdout,
         stderr=stderr,
     )

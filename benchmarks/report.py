@@ -21,6 +21,8 @@ PHASES = (
     "launch_to_step_start",
     "launch_to_first_row",
     "step_seconds",
+    "launch_to_step_end",
+    "launch_to_runner_done",
 )
 METADATA_SHOWN = (
     "mode", "rows_read", "rows_inserted", "rows_updated", "rows_deleted", "files_loaded",
@@ -79,7 +81,8 @@ class Row:
             "bytes": self.data_bytes,
             "floor": self.floor,
             "median": {
-                a: self.median(a) for a in ("wall", "cpu", "peak_rss", "server_cpu", "first_row")
+                a: self.median(a)
+                for a in ("wall", "cpu", "peak_rss", "server_cpu", "first_row", "load_before")
             },
             "samples": samples,
             "notes": self.notes,
@@ -115,7 +118,7 @@ class Report:
     def table(self) -> str:
         header = (
             f"{'what':<46} {'wall s':>8} {'rows/s':>10} {'MB/s':>7} {'CPU s':>7} "
-            f"{'srv CPU':>7} {'peak MB':>8} {'x floor':>8}  floor"
+            f"{'srv CPU':>7} {'peak MB':>8} {'x floor':>8} {'load':>5}  floor"
         )
         lines = [header, "-" * len(header)]
         for row in self.rows.values():
@@ -127,7 +130,8 @@ class Report:
                 f"{row.label:<46} {wall:>8.2f} {row.rows / wall:>10,.0f} "
                 f"{row.data_bytes / MB / wall:>7.1f} {row.median('cpu'):>7.2f} "
                 f"{row.median('server_cpu'):>7.2f} {row.median('peak_rss') / 2**20:>8.0f} "
-                f"{'' if ratio is None else f'{ratio:.2f}':>8}  {row.floor or ''}"
+                f"{'' if ratio is None else f'{ratio:.2f}':>8} {row.median('load_before'):>5.1f}"
+                f"  {row.floor or ''}"
             )
         return "\n".join(lines)
 

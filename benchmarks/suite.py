@@ -102,6 +102,8 @@ class Suite:
             "launch_to_definitions": result.since_launch("definitions_built"),
             "launch_to_step_start": result.since_launch("first_STEP_START"),
             "launch_to_first_row": m.first_row,
+            "launch_to_step_end": result.since_launch("last_STEP_SUCCESS"),
+            "launch_to_runner_done": result.since_launch("finished"),
             "step_seconds": _step_seconds(result),
             "metadata": result.report.get("materialized", {}),
         }
