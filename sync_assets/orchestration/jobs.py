@@ -25,6 +25,12 @@ ASSET_RETRY_POLICY = dg.RetryPolicy(
 )
 
 
+# The run's own console logger prints every event at DEBUG to the code server's stdout; the
+# events stay complete in the UI, and stdout keeps the one-line-per-run summary (run_log.py)
+# plus warnings and errors.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def _job(name: str, group: str, description: str) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         name=name,
@@ -32,6 +38,7 @@ def _job(name: str, group: str, description: str) -> dg.UnresolvedAssetJobDefini
         description=description,
         op_retry_policy=ASSET_RETRY_POLICY,
         tags={JOB_TAG: name},
+        config=QUIET_CONSOLE,
     )
 
 

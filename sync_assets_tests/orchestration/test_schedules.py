@@ -164,3 +164,18 @@ def test_run_log_prints_one_line_per_start_and_finish_in_order(instance, monkeyp
     assert "Zebra-Quartz-9931!" not in "".join(lines)
     _sensor_tick(instance, cursor)
     assert capsys.readouterr().out == ""  # nothing printed twice
+
+
+@dg.asset(key=["logs", "chatty"], group_name="machine_logs")
+def chatty(context: dg.AssetExecutionContext) -> None:
+    context.log.info("info-detail-line")
+    context.log.warning("warning-line")
+
+
+def test_job_runs_keep_stdout_quiet_but_the_event_log_complete(instance, capfd) -> None:
+    defs = dg.Definitions.merge(dg.Definitions(assets=[chatty]), build_orchestration_defs())
+    result = defs.resolve_job_def("ftp_logs_job").execute_in_process(instance=instance)
+    printed = capfd.readouterr()
+    assert "warning-line" in printed.err and "info-detail-line" not in printed.err
+    messages = [event.message for event in instance.all_logs(result.run_id)]
+    assert "info-detail-line" in messages
