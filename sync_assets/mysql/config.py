@@ -35,6 +35,7 @@ class TableOptions:
     batch_rows: int = 5000  # rows per COPY chunk
     lock_wait_seconds: float = 30.0
     fast_reader: bool = True  # parse row packets in bulk (False: pymysql's fetchmany)
+    verify_values: bool = False  # re-read the snapshot and compare every value (asset check)
 
     def validate(self) -> TableOptions:
         where = f"mysql.tables.{self.name}"

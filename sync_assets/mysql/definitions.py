@@ -18,6 +18,7 @@ SOURCE_GROUP = "legacy_mysql_source"
 GROUP = "legacy_mysql"
 POOL = "mysql"
 ROW_COUNT_CHECK = "row_count_matches_source"
+VALUES_CHECK = "values_match_source"
 
 
 def report_metadata(report: SyncReport, database: str) -> dict[str, object]:
@@ -72,6 +73,40 @@ def row_count_check(report: SyncReport, key: dg.AssetKey) -> dg.AssetCheckResult
     )
 
 
+def values_check(report: SyncReport, key: dg.AssetKey) -> dg.AssetCheckResult:
+    mismatched = report.mismatched_rows or 0
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=VALUES_CHECK,
+        passed=report.mismatched_rows == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "mismatched_rows": mismatched,
+            "sample_primary_keys": "; ".join(report.mismatch_sample),
+            "hint": "a full refresh (mode: full_refresh) rewrites the table" if mismatched else "",
+        },
+    )
+
+
+def _check_specs(key: dg.AssetKey, options: config.TableOptions) -> list[dg.AssetCheckSpec]:
+    specs = [
+        dg.AssetCheckSpec(
+            ROW_COUNT_CHECK,
+            asset=key,
+            description="PostgreSQL row count equals MySQL's, counted in the read snapshot.",
+        )
+    ]
+    if options.verify_values:
+        specs.append(
+            dg.AssetCheckSpec(
+                VALUES_CHECK,
+                asset=key,
+                description="Every value equals the MySQL snapshot's (compared in PostgreSQL).",
+            )
+        )
+    return specs
+
+
 def build_table_asset(
     table: str, options: config.TableOptions, schema: str
 ) -> tuple[dg.AssetSpec, dg.AssetsDefinition]:
@@ -95,21 +130,17 @@ def build_table_asset(
             f"PostgreSQL table `{schema}.{table.lower()}`: a copy of MySQL `{table}`"
             f" (mode {options.mode}; incremental on a cursor column when possible)."
         ),
-        check_specs=[
-            dg.AssetCheckSpec(
-                ROW_COUNT_CHECK,
-                asset=key,
-                description="PostgreSQL row count equals MySQL's, counted in the read snapshot.",
-            )
-        ],
+        check_specs=_check_specs(key, options),
     )
     def sync_legacy_table(
         context: dg.AssetExecutionContext, mysql: MySQLResource, postgres: PostgresResource
     ) -> dg.MaterializeResult:
         report = sync_table(mysql, postgres, options, log=context.log, target_schema=schema)
+        checks = [row_count_check(report, key)]
+        if options.verify_values:
+            checks.append(values_check(report, key))
         return dg.MaterializeResult(
-            metadata=report_metadata(report, postgres.database),
-            check_results=[row_count_check(report, key)],
+            metadata=report_metadata(report, postgres.database), check_results=checks
         )
 
     return source, sync_legacy_table
