@@ -37,6 +37,7 @@ class Measurement:
     server_cpu: float
     first_row: float | None
     returncode: int
+    extra_server_cpu: float = 0.0  # the part of server_cpu spent by `server_pids` (FTP server)
     load_before: float = 0.0  # 1-minute load average at launch: how busy the machine was
     stdout: str = ""
     stderr: str = ""
@@ -68,8 +69,9 @@ class _CpuTracker:
             self._first.setdefault(pid, total)
             self._last[pid] = total
 
-    def total(self) -> float:
-        return sum(self._last[pid] - self._first[pid] for pid in self._last)
+    def total(self, pids: Sequence[int] | None = None) -> float:
+        chosen = self._last if pids is None else [p for p in pids if p in self._last]
+        return sum(self._last[pid] - self._first[pid] for pid in chosen)
 
 
 def _mysql_server_pids() -> list[int]:
@@ -89,7 +91,8 @@ class _Sampler(threading.Thread):
         self.peak_rss = 0
         self.first_row: float | None = None
         self.cpu = _CpuTracker()
-        self.server_pids = _mysql_server_pids() + list(server_pids)
+        self.extra_pids = list(server_pids)
+        self.server_pids = _mysql_server_pids() + self.extra_pids
         self.pg_pids: list[int] = []
         self._stop_event = threading.Event()
 
@@ -187,6 +190,7 @@ def run_measured(
         # Sampled only: wait4's ru_maxrss counts the forked copy of this (Python) process.
         peak_rss=sampler.peak_rss,
         server_cpu=sampler.cpu.total(),
+        extra_server_cpu=sampler.cpu.total(sampler.extra_pids),
         first_row=sampler.first_row,
         returncode=proc.returncode,
         load_before=load_before,

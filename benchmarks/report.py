@@ -82,7 +82,15 @@ class Row:
             "floor": self.floor,
             "median": {
                 a: self.median(a)
-                for a in ("wall", "cpu", "peak_rss", "server_cpu", "first_row", "load_before")
+                for a in (
+                    "wall",
+                    "cpu",
+                    "peak_rss",
+                    "server_cpu",
+                    "extra_server_cpu",
+                    "first_row",
+                    "load_before",
+                )
             },
             "samples": samples,
             "notes": self.notes,
@@ -149,6 +157,8 @@ class Report:
                 if _median_of(extras, name) == _median_of(extras, name)  # not NaN
             )
             lines.append(f"  {row.label}: {phases or 'no phase stamps (CLI run)'}")
+            if row.median("extra_server_cpu") > 0:
+                lines.append(f"      of srv CPU, FTP server: {row.median('extra_server_cpu'):.2f}s")
             for asset, meta in (extras[-1].get("metadata") or {}).items():
                 said = ", ".join(f"{k}={meta[k]}" for k in METADATA_SHOWN if k in meta)
                 lines.append(f"      {asset}: {said}")
