@@ -240,6 +240,10 @@ def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> No
         plan = _plan(job, existing, state, snap, force_full)
         report = job.report
         report.mode, report.reason = plan.mode, plan.reason
+        job.log.info(
+            f"{job.target}: {plan.mode} ({plan.reason}); {snap.row_count} rows in MySQL,"
+            f" watermark {state.watermark if state else None} → {snap.watermark}"
+        )
         report.source_row_count = snap.row_count
         report.previous_watermark = state.watermark if state else None
         report.watermark = snap.watermark
@@ -438,6 +442,12 @@ def _full_refresh(
         job.report.rows_replaced = current
         _carry_dropped(job, pg, staging, plan, existing)
         _carry_grants(pg, job.target_ident, staging)
+        # Readers of the old table hold the swap up; wait a bounded time, never forever.
+        pg.execute(
+            sql.SQL("SET LOCAL lock_timeout = {}").format(
+                sql.Literal(f"{int(job.options.lock_wait_seconds * 1000)}ms")
+            )
+        )
         pg.execute(sql.SQL("DROP TABLE {}").format(job.target_ident))
     pg.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(staging, ident(job.schema)))
     job.report.rows_inserted = stats.rows

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 import pymysql
 import pytest
 
@@ -15,7 +16,7 @@ from sync_assets.devtools.servers import ServerInfo
 from sync_assets.mysql import config
 from sync_assets.mysql.definitions import GROUP, POOL, SOURCE_GROUP, build_mysql_defs
 from sync_assets.mysql.naming import NameCollisionError, asset_name
-from sync_assets.resources import build_resources
+from sync_assets.resources import MySQLResource, PostgresResource, build_resources
 from sync_assets_tests.mysql.conftest import run_sql
 
 
@@ -118,3 +119,31 @@ def test_refresh_mysql_stores_base_tables_for_the_definitions(
     monkeypatch.setenv("MYSQL_PORT", str(mysql_server.port))
     assert main(["refresh-mysql"]) == 2
     assert "both become 'a'" in capsys.readouterr().err
+
+
+def test_selecting_one_table_touches_only_that_table(
+    monkeypatch: pytest.MonkeyPatch,
+    src: pymysql.Connection,
+    src_resource: MySQLResource,
+    pg_resource: PostgresResource,
+    pg_conn: psycopg.Connection,
+    target_schema: str,
+) -> None:
+    run_sql(src, "CREATE TABLE one (id INT PRIMARY KEY)", "CREATE TABLE two (id INT PRIMARY KEY)")
+    run_sql(src, "INSERT INTO one VALUES (1)", "INSERT INTO two VALUES (2)")
+    monkeypatch.setenv("MYSQL_TABLES", "one,two")
+    monkeypatch.setenv("MYSQL_TARGET_SCHEMA", target_schema)
+    assets = [a for a in build_mysql_defs().assets if isinstance(a, dg.AssetsDefinition)]
+    result = dg.materialize(
+        assets,
+        resources={"mysql": src_resource, "postgres": pg_resource},
+        selection=[dg.AssetKey(["legacy", "one"])],
+    )
+    assert [e.asset_key for e in result.get_asset_materialization_events()] == [
+        dg.AssetKey(["legacy", "one"])
+    ]
+    tables = pg_conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+        (target_schema,),
+    ).fetchall()
+    assert tables == [("one",)]
