@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ ROWS = 100_000
 # The real engine in a child process, so that the test can kill it mid-copy.
 CHILD = """
 import sys
+import threading
 from sync_assets.mysql.config import TableOptions
 from sync_assets.mysql.sync import sync_table
 from sync_assets.resources import MySQLResource, PostgresResource
@@ -125,3 +127,28 @@ def test_kill_during_copy_keeps_previous_state(
         f" FROM {target_schema}.big"
     ).fetchone()
     assert rows == (ROWS, ROWS + 1)
+
+
+def test_a_copy_failing_midway_leaves_the_previous_state(
+    src: pymysql.Connection, pg_conn: psycopg.Connection, sync: SyncFn, target_schema: str
+) -> None:
+    run_sql(
+        src,
+        "CREATE TABLE docs (id INT PRIMARY KEY, body JSON)",
+        "INSERT INTO docs SELECT seq, '{\"ok\": 1}' FROM seq_1_to_20000",
+    )
+    sync("docs")
+    # PostgreSQL's jsonb refuses \u0000, which MariaDB's JSON accepts: COPY fails on row 15000.
+    run_sql(
+        src,
+        "UPDATE docs SET body = '{\"ok\": 2}'",
+        'UPDATE docs SET body = \'{"bad": "\\\\u0000"}\' WHERE id = 15000',
+    )
+    threads = threading.active_count()
+    with pytest.raises(psycopg.errors.UntranslatableCharacter):
+        sync("docs", mode="full_refresh", batch_rows=100)
+    assert threading.active_count() == threads  # the reader thread has ended
+    rows = pg_conn.execute(
+        f"SELECT count(*), min(body::text), max(body::text) FROM {target_schema}.docs"
+    ).fetchone()
+    assert rows == (20000, '{"ok": 1}', '{"ok": 1}')
