@@ -30,6 +30,10 @@ METADATA_SHOWN = (
 )  # fmt: skip
 
 
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def code_version() -> dict[str, str]:
     """The commit measured, and whether the engines' files differed from it (shared tree)."""
     repo = Path(__file__).resolve().parents[1]
@@ -143,6 +147,26 @@ class Report:
             )
         return "\n".join(lines)
 
+    def markdown(self) -> str:
+        """The same table in Markdown (for docs/performance.md); also stored in the JSON."""
+        lines = [
+            "| what | wall s | rows/s | MB/s | CPU s | server CPU s | peak RSS MB | x floor |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for row in self.rows.values():
+            if not row.samples:
+                continue
+            wall, ratio = row.wall, self.ratio(row)
+            floor = self.rows[row.floor].label if ratio is not None and row.floor else ""
+            label = _md_cell(row.label)
+            lines.append(
+                f"| {label} | {wall:.2f} | {row.rows / wall:,.0f} | "
+                f"{row.data_bytes / MB / wall:.1f} | {row.median('cpu'):.2f} | "
+                f"{row.median('server_cpu'):.2f} | {row.median('peak_rss') / 2**20:.0f} | "
+                f"{'' if ratio is None else f'{ratio:.2f} ({_md_cell(floor)})'} |"
+            )
+        return "\n".join(lines)
+
     def details(self) -> str:
         """Where the project's time goes (medians of the runner's phase stamps) and what the
         run's metadata said it did."""
@@ -193,6 +217,7 @@ class Report:
             "checks": self.checks,
             "ok": self.ok,
             "details": self.details(),
+            "markdown": self.markdown(),
         }
         path.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
         return path
