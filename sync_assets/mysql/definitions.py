@@ -57,6 +57,7 @@ def report_metadata(report: SyncReport, database: str) -> dict[str, object]:
         "widened_columns": ", ".join(report.widened_columns),
         "dropped_columns_kept": ", ".join(report.dropped_columns),
         "notes": "; ".join(report.notes),
+        "phase_seconds": dg.MetadataValue.json(report.phase_seconds),
     }
 
 

@@ -251,7 +251,7 @@ def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> No
         report.columns = [(m.target, m.pg_type) for m in plan.mappings]
         report.columns += list(plan.dropped.items())
         report.dropped_columns = sorted(plan.dropped)
-        with report.timed("commit"), pg.transaction():
+        with report.timed("write_transaction"), pg.transaction():
             if plan.mode == "incremental":
                 # Counted after the upsert by the delete step, minus what it deleted.
                 report.row_count = _incremental(job, pg, my, plan, snap, state)
