@@ -8,6 +8,7 @@ rejects and its ledger row are written in the same transaction.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,11 +114,33 @@ def ensure_target_table(conn: psycopg.Connection, schema: str, table: str) -> No
     _ddl_retrying(conn, lambda cur: _create_target_table(cur, schema, table))
 
 
+def line_sequence(table: str) -> str:
+    """Name of the sequence numbering the fast path's rows (fits 63 bytes, one per table)."""
+    return "ftp_line_" + hashlib.blake2b(table.encode("utf-8"), digest_size=8).hexdigest()
+
+
 def _create_target_table(cur: psycopg.Cursor, schema: str, table: str) -> None:
     ensure_schema(cur, schema)
     cur.execute(
         sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(ident(schema, table), PROVENANCE_DDL)
     )
+    # The fast path lets PostgreSQL number the lines: setval(first line) before each COPY,
+    # then every row takes nextval(). Only one run per source writes at a time (lock), and
+    # the line-by-line path writes explicit numbers.
+    sequence = ident(schema, line_sequence(table))
+    cur.execute(sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}").format(sequence))
+    cur.execute(
+        "SELECT column_default FROM information_schema.columns WHERE table_schema = %s"
+        " AND table_name = %s AND column_name = '_line_number'",
+        (schema, table),
+    )
+    row = cur.fetchone()
+    if row is not None and not row[0]:  # ALTER only once: it locks the table
+        cur.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN _line_number SET DEFAULT nextval({})").format(
+                ident(schema, table), sql.Literal(sequence.as_string(None))
+            )
+        )
 
 
 def table_columns(cur: psycopg.Cursor, schema: str, table: str) -> dict[str, str]:
