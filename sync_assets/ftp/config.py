@@ -167,4 +167,13 @@ def load_sources(ftp_section: dict[str, Any] | None = None) -> list[SourceConfig
         return [parse_source(DEFAULT_SOURCE, {}, defaults)]
     if not isinstance(sources, dict):
         raise ConfigError("ftp.sources must be a mapping of source name to options")
-    return [parse_source(str(name), raw or {}, defaults) for name, raw in sources.items()]
+    parsed = [parse_source(str(name), raw or {}, defaults) for name, raw in sources.items()]
+    tables: dict[str, str] = {}
+    for source in parsed:
+        other = tables.setdefault(source.table_name, source.name)
+        if other != source.name:  # one writer per table: line numbering and locks rely on it
+            raise ConfigError(
+                f"ftp sources {other!r} and {source.name!r} both write table "
+                f"{source.table_name!r}; give each source its own table"
+            )
+    return parsed

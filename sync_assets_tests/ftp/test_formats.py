@@ -91,5 +91,7 @@ def test_config_sources_and_validation() -> None:
     assert load_sources({})[0].name == "machine_logs"
     with pytest.raises(ValueError, match="unknown option"):
         load_sources({"sources": {"x": {"colour": "red"}}})
+    with pytest.raises(ValueError, match="both write table"):
+        load_sources({"sources": {"a": {"table": "t"}, "b": {"table": "t"}}})
     with pytest.raises(ValueError, match="named groups"):
         load_sources({"sources": {"x": {"regex": "abc"}}})
