@@ -272,3 +272,30 @@ def test_two_runs_of_a_source_never_interleave(ftp_server, pg_resource, make_sou
         pytest.raises(LockBusyError),
     ):
         ingest_source(make_ftp_resource(ftp_server), pg_resource, source)
+
+
+def test_file_changed_after_loading_is_not_deleted(
+    ftp_server_factory, pg_resource, pg_conn, make_source
+):
+    class AppendAfterRead(FTPHandler):
+        pending = True
+
+        def ftp_RETR(self, file: str) -> str | None:
+            result = super().ftp_RETR(file)
+            if AppendAfterRead.pending:  # the machine appends right after we read it
+                AppendAfterRead.pending = False
+                with open(file, "ab") as handle:
+                    handle.write(b"4;40,5\n")
+            return result
+
+    server = ftp_server_factory(handler_base=AppendAfterRead)
+    ftp = make_ftp_resource(server, delete_after_sync="true")
+    write_file(server.root, "a.csv", _csv(1, 3))
+    source = make_source("changed")
+    report = ingest_source(ftp, pg_resource, source)
+    assert report.rows_loaded == 3 and report.deleted == []
+    assert (server.root / "a.csv").exists()
+
+    report = ingest_source(ftp, pg_resource, source)
+    assert report.rows_loaded == 1 and report.deleted == ["/a.csv"]
+    assert _ids(pg_conn, source) == [1, 2, 3, 4]
