@@ -168,8 +168,13 @@ query($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime
 """
 
 
-def _launch_job(e2e: E2EEnv, job_name: str) -> str:
-    params = {"selector": {**REPO, "jobName": job_name}, "runConfigData": {}}
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+def _launch_job(e2e: E2EEnv, job_name: str, asset_path: list[str]) -> str:
+    """A run of `job_name` (so with its tags) for one asset, in one process: quick to run."""
+    selector = {**REPO, "jobName": job_name, "assetSelection": [{"path": asset_path}]}
+    params = {"selector": selector, "runConfigData": IN_PROCESS}
     result = graphql(e2e.stack.url, LAUNCH, {"params": params})["launchRun"]
     assert result["__typename"] == "LaunchRunSuccess", result
     return result["run"]["runId"]
@@ -192,13 +197,14 @@ def _tick(instance: dg.DagsterInstance, schedule_name: str):
 
 def test_run_queue_serialises_a_job_but_never_blocks_the_other(e2e: E2EEnv, monkeypatch) -> None:
     """dagster.yaml's per-job tag limit with the real daemon dequeuing; schedule ticks meanwhile."""
-    first, second = _launch_job(e2e, "mysql_sync_job"), _launch_job(e2e, "mysql_sync_job")
+    first = _launch_job(e2e, "mysql_sync_job", ["legacy", "machines"])
+    second = _launch_job(e2e, "mysql_sync_job", ["legacy", "machines"])
     with _test_instance(e2e, monkeypatch) as instance:
         skipped = _tick(instance, "mysql_sync_schedule")
         assert not skipped.run_requests
         assert first in skipped.skip_message or second in skipped.skip_message
         assert len(_tick(instance, "ftp_logs_schedule").run_requests) == 1  # not blocked
-    ftp = _launch_job(e2e, "ftp_logs_job")
+    ftp = _launch_job(e2e, "ftp_logs_job", ["logs", "machine_logs"])
     for run_id in (first, second, ftp):
         assert _wait_for_run(e2e, run_id) == "SUCCESS", run_id
     times = {
@@ -224,11 +230,11 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
 
 
 def _render(url: str, screenshot: Path) -> str:
-    shot = _chromium(f"--screenshot={screenshot}", url)
-    assert screenshot.exists() and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
-    dom = _chromium("--dump-dom", url)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    return dom.stdout
+    """One headless Chromium run: a screenshot file and the rendered DOM on stdout."""
+    result = _chromium(f"--screenshot={screenshot}", "--dump-dom", url)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert screenshot.exists() and screenshot.stat().st_size > 10_000, result.stderr[-2000:]
+    return result.stdout
 
 
 SYNCED_GROUPS = ("legacy_mysql", "machine_logs")
