@@ -164,3 +164,16 @@ def audited_handler(
             super().ftp_DELE(path)
 
     return Audited
+
+
+class GatedDownloads(FTPHandler):
+    """While `gate` is closed, a download waits there (its run holds its lock meanwhile, and
+    the server can be killed under it); `reached` tells the test a download arrived."""
+
+    reached = threading.Event()
+    gate = threading.Event()
+
+    def ftp_RETR(self, file: str) -> str | None:
+        GatedDownloads.reached.set()
+        GatedDownloads.gate.wait(timeout=120)
+        return super().ftp_RETR(file)

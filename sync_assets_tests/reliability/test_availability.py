@@ -6,7 +6,6 @@ whose server is up must not notice, and once the server is back the next run loa
 exactly once.
 """
 
-import threading
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -14,7 +13,6 @@ import dagster as dg
 import psycopg
 import pymysql
 import pytest
-from pyftpdlib.handlers import FTPHandler
 
 from sync_assets.devtools.ftp_server import FTPServerHandle
 from sync_assets.devtools.servers import ServerInfo, free_port
@@ -26,6 +24,7 @@ from sync_assets.resources import MySQLResource, PostgresResource
 from sync_assets_tests.conftest import make_ftp_resource
 from sync_assets_tests.mysql.conftest import assert_same_table, run_sql
 from sync_assets_tests.reliability.conftest import (
+    GatedDownloads,
     expected_ids,
     finish,
     ftp_run_args,
@@ -143,18 +142,6 @@ def test_postgres_down_fails_clearly_deletes_nothing_then_recovers(two_sides: Tw
 
 
 BIG = {"big.csv": (1, 20_000)}
-
-
-class GatedDownloads(FTPHandler):
-    """RETR waits at the gate until the test opens it (the run holds its lock meanwhile)."""
-
-    reached = threading.Event()
-    gate = threading.Event()
-
-    def ftp_RETR(self, file: str) -> str | None:
-        GatedDownloads.reached.set()
-        GatedDownloads.gate.wait(timeout=60)
-        return super().ftp_RETR(file)
 
 
 @pytest.mark.parametrize("lock_wait", [60.0, 0.2], ids=["waits", "refused"])

@@ -8,14 +8,12 @@ their events and errors, assets and resources.
 
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from psycopg import sql
-from pyftpdlib.handlers import FTPHandler
 
 from sync_assets.devtools.demo_stack import DagsterStack, graphql, prepare_dagster_home
 from sync_assets.devtools.ftp_server import start_ftp_server
@@ -31,7 +29,7 @@ from sync_assets_tests.conftest import (
 from sync_assets_tests.mysql.conftest import run_sql
 from sync_assets_tests.orchestration.conftest import E2EEnv, _stack_env
 from sync_assets_tests.orchestration.test_ui_e2e import LAUNCH, REPO, _wait_for_run
-from sync_assets_tests.reliability.conftest import wait_until, write_csv_files
+from sync_assets_tests.reliability.conftest import GatedDownloads, wait_until, write_csv_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -40,18 +38,6 @@ MYSQL_PASSWORD = f"MySecret-{secrets.token_hex(5)}"
 FTP_PASSWORD = f"FtpSecret-{secrets.token_hex(5)}"
 WRONG_MYSQL_PASSWORD = f"WrongSecret-{secrets.token_hex(5)}"
 PASSWORDS = (PG_PASSWORD, MYSQL_PASSWORD, FTP_PASSWORD, WRONG_MYSQL_PASSWORD)
-
-
-class GatedDownloads(FTPHandler):
-    """While the gate is closed, a download waits (so the server can be killed mid-run)."""
-
-    reached = threading.Event()
-    gate = threading.Event()
-
-    def ftp_RETR(self, file: str) -> str | None:
-        GatedDownloads.reached.set()
-        GatedDownloads.gate.wait(timeout=120)
-        return super().ftp_RETR(file)
 
 
 @dataclass
