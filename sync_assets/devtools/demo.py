@@ -185,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
         env = demo_env(args, pg, mysql, ftp, home)
         refresh_mysql_tables(env)
         stack = DagsterStack(env=env, port=args.port, log_dir=args.workdir,
-                             console=frozenset({"daemon"}), daemon_log_level="warning")  # fmt: skip
+                             console=frozenset({"daemon"}), daemon_log_level="warning",
+                         code_server_log_level="error")  # fmt: skip
         cleanup.callback(stack.stop)
         say("starting the Dagster webserver, then the daemon ...")
         stack.start()

@@ -40,6 +40,9 @@ class DagsterStack:
     # Processes whose output goes to the terminal instead of <log_dir>/<name>.log.
     console: frozenset[str] = frozenset()
     daemon_log_level: str = "info"
+    # "error" hides the code servers' routine "No heartbeat received ... shutting down" when the
+    # daemon replaces them on a workspace refresh.
+    code_server_log_level: str = "warning"
     webserver: subprocess.Popen | None = None
     daemon: subprocess.Popen | None = None
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -77,7 +80,16 @@ class DagsterStack:
     def start_daemon(self) -> None:
         self.daemon = self._spawn(
             "daemon",
-            ["dagster-daemon", "run", "-w", "workspace.yaml", "--log-level", self.daemon_log_level],
+            [
+                "dagster-daemon",
+                "run",
+                "-w",
+                "workspace.yaml",
+                "--log-level",
+                self.daemon_log_level,
+                "--code-server-log-level",
+                self.code_server_log_level,
+            ],
         )
 
     def start(self) -> None:
