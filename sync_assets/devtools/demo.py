@@ -184,9 +184,14 @@ def run(args: argparse.Namespace) -> int:
         home = prepare_dagster_home(args.workdir / "dagster_home")
         env = demo_env(args, pg, mysql, ftp, home)
         refresh_mysql_tables(env)
-        stack = DagsterStack(env=env, port=args.port, log_dir=args.workdir,
-                             console=frozenset({"daemon"}), daemon_log_level="warning",
-                         code_server_log_level="error")  # fmt: skip
+        stack = DagsterStack(
+            env=env,
+            port=args.port,
+            log_dir=args.workdir,
+            console=frozenset({"daemon"}),
+            daemon_log_level="warning",
+            code_server_log_level="error",
+        )
         cleanup.callback(stack.stop)
         say("starting the Dagster webserver, then the daemon ...")
         stack.start()
