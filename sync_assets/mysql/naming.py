@@ -42,7 +42,7 @@ def lower_names(names: Iterable[str], what: str) -> dict[str, str]:
     return result
 
 
-def _short_hash(text: str) -> str:
+def short_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=4).hexdigest()
 
 
@@ -51,7 +51,7 @@ def derived_name(base: str, suffix: str) -> str:
     name = f"{base}_{suffix}"
     if len(name.encode("utf-8")) <= MAX_IDENTIFIER_BYTES:
         return name
-    tail = f"_{_short_hash(base)}_{suffix}"
+    tail = f"_{short_hash(base)}_{suffix}"
     room = MAX_IDENTIFIER_BYTES - len(tail.encode("utf-8"))
     head = base.encode("utf-8")[:room].decode("utf-8", errors="ignore")
     return head + tail
@@ -69,4 +69,4 @@ def asset_name(table: str) -> str:
     safe = _KEY_UNSAFE.sub("_", table)
     if safe == table:
         return table
-    return f"{safe}_{_short_hash(table)}"
+    return f"{safe}_{short_hash(table)}"

@@ -16,6 +16,7 @@ watermark stay as they were, and the next run starts from the same place.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -31,7 +32,7 @@ from sync_assets.core.pg import check_identifier, ident
 from sync_assets.core.settings import ConfigError
 from sync_assets.mysql import config
 from sync_assets.mysql.catalog import SourceTable, pg_columns, read_source_table
-from sync_assets.mysql.naming import derived_name, lower_names, mq
+from sync_assets.mysql.naming import derived_name, lower_names, mq, short_hash
 from sync_assets.mysql.state import (
     TableState,
     ensure_bookkeeping,
@@ -40,7 +41,13 @@ from sync_assets.mysql.state import (
     staging_schema,
 )
 from sync_assets.mysql.stream import StreamStats, copy_query, raw_connection
-from sync_assets.mysql.types import ColumnMapping, map_column, row_expression, type_change
+from sync_assets.mysql.types import (
+    ColumnMapping,
+    enum_values,
+    map_column,
+    row_expression,
+    type_change,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -436,6 +443,7 @@ def _full_refresh(
                   (), copy_stmt)  # fmt: skip
     with job.report.timed("keys"):
         _add_keys(job, pg, staging)
+        sync_enum_checks(pg, staging, plan.mappings)
     if existing:
         current = _pg_count(pg, job.target_ident)
         _guard_deletes(job, current, stats.rows, max(current - stats.rows, 0))
@@ -564,6 +572,43 @@ def _verify_values(job: _Job, pg: psycopg.Connection, my: pymysql.Connection, pl
     job.report.mismatch_sample = [", ".join(str(v) for v in row[1:]) for row in rows]
 
 
+_ENUM_CHECK = re.compile(r"_enum_[0-9a-f]{8}$")
+
+
+def sync_enum_checks(
+    pg: psycopg.Connection, table: sql.Identifier, mappings: list[ColumnMapping]
+) -> None:
+    """One CHECK per ENUM column allowing its values (plus '', MySQL's value for invalid
+    input). The name carries a hash of the values, so a changed ENUM replaces its CHECK (before
+    new values arrive) and an unchanged one costs nothing."""
+    wanted: dict[str, tuple[str, list[str]]] = {}
+    for m in mappings:
+        if m.source.data_type == "enum":
+            values = enum_values(m.source.column_type)
+            name = derived_name(m.target, "enum_" + short_hash("\x00".join(values)))
+            wanted[name] = (m.target, values)
+    present = {
+        name
+        for (name,) in pg.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c'",
+            (table.as_string(pg),),
+        ).fetchall()
+        if _ENUM_CHECK.search(name)
+    }
+    for name in present - set(wanted):
+        pg.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, ident(name)))
+    for name in set(wanted) - present:
+        column, values = wanted[name]
+        pg.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IN ({}))").format(
+                table,
+                ident(name),
+                ident(column),
+                sql.SQL(", ").join(sql.Literal(v) for v in [*values, ""]),
+            )
+        )
+
+
 # --- incremental ------------------------------------------------------------------------------
 
 
@@ -640,6 +685,7 @@ def _incremental(
                 raise _FullRefreshNeededError(
                     f"column {m.target!r} now holds values other than 0/1"
                 )
+    sync_enum_checks(pg, job.target_ident, plan.mappings)
     with job.report.timed("upsert"):
         _upsert(job, pg, plan, stage)
     with job.report.timed("deletes"):

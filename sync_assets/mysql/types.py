@@ -119,6 +119,17 @@ def _set_array(col: str, charset: str | None) -> str:
     return f"IF({col} = '', '{{}}', {quoted})"
 
 
+_ENUM_VALUE = re.compile(r"'((?:[^'\\]|''|\\.)*)'")
+
+
+def enum_values(column_type: str) -> list[str]:
+    """The allowed values of `enum('a','it''s')` as information_schema spells the type."""
+    return [
+        v.replace("''", "'").replace("\\\\", "\\")
+        for v in _ENUM_VALUE.findall(column_type.partition("(")[2])
+    ]
+
+
 def _bit_length(column_type: str) -> int:
     match = re.search(r"\((\d+)\)", column_type)
     return int(match.group(1)) if match else 1
@@ -161,7 +172,7 @@ def map_column(
         pg_type = f"character({col.char_length})" if col.char_length else "text"
         expr = _text(c, col.charset)
     elif dt in TEXT_TYPES or dt == "enum":
-        # ENUM → text without a CHECK (documented): MySQL stores invalid values as ''.
+        # ENUM → text; the allowed values become a CHECK (see sync.sync_enum_checks).
         pg_type, expr = "text", _text(c, col.charset)
     elif dt == "set":
         pg_type, expr = "text[]", _set_array(c, col.charset)

@@ -100,3 +100,29 @@ def test_boolean_column_receiving_other_values_becomes_smallint(
     assert report.mode == "full_refresh" and "other than 0/1" in report.reason
     assert _pg_types(pg_conn, target_schema)["active"] == "smallint"
     assert_same_table(src, pg_conn, target_schema, "items")
+
+
+def test_enum_gains_a_value(
+    src: pymysql.Connection, pg_conn: psycopg.Connection, sync: SyncFn, target_schema: str
+) -> None:
+    run_sql(
+        src,
+        "CREATE TABLE sizes (id INT PRIMARY KEY, size ENUM('s', 'm', 'it''s', 'back\\\\slash'),"
+        " updated_at DATETIME(6) NOT NULL DEFAULT NOW(6) ON UPDATE NOW(6))",
+        "INSERT INTO sizes (id, size) VALUES (1, 's'), (2, 'it''s'), (3, 'back\\\\slash')",
+    )
+    sync("sizes")
+    run_sql(
+        src,
+        "ALTER TABLE sizes MODIFY size ENUM('s', 'm', 'it''s', 'back\\\\slash', 'xl')",
+        "INSERT INTO sizes (id, size) VALUES (4, 'xl')",
+    )
+    report = sync("sizes")
+    assert report.mode == "incremental" and report.rows_inserted == 1
+    assert_same_table(src, pg_conn, target_schema, "sizes")
+    checks = pg_conn.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass"
+        " AND contype = 'c'",
+        (f"{target_schema}.sizes",),
+    ).fetchall()
+    assert len(checks) == 1 and "'xl'" in checks[0][0] and "'back\\slash'" in checks[0][0]

@@ -117,3 +117,5 @@ def test_every_type_round_trips(
     assert nulls[1][5] == [] and bytes(nulls[1][6]) == b"\\\t\n\r"
     zero = pg_conn.execute(f"SELECT day, dtm, ts FROM {target_schema}.edge WHERE id = 6").fetchone()
     assert zero == (None, None, None)
+    with pytest.raises(psycopg.errors.CheckViolation), pg_conn.transaction():
+        pg_conn.execute(f"UPDATE {target_schema}.edge SET en = 'medium' WHERE id = 1")
