@@ -8,6 +8,7 @@ row; after the commit, delete the remote file if asked to and it is still unchan
 
 from __future__ import annotations
 
+import ftplib
 import gzip
 import hashlib
 import logging
@@ -56,7 +57,7 @@ class FileOutcome:
     """What happened to one remote file in this run."""
 
     path: str
-    status: str  # loaded|rejected|failed|unstable|too_young|unchanged|vanished
+    status: str  # loaded|rejected|failed|unstable|too_young|unreadable|vanished|unchanged
     version: int = 1
     lines_read: int = 0
     rows_loaded: int = 0
@@ -92,7 +93,7 @@ class IngestReport:
 
     @property
     def files_skipped(self) -> int:
-        return self._count("unstable", "too_young")
+        return self._count("unstable", "too_young", "unreadable", "vanished")
 
     @property
     def files_failed(self) -> int:
@@ -322,6 +323,10 @@ class _Run:
             return self._load(remote, snap, entry)
         except FileChangedError as exc:
             return FileOutcome(remote.path, "unstable", error=str(exc))
+        except ftplib.error_perm as exc:  # gone or not readable since the listing: next run
+            reason = self.client.resource.redact(str(exc))
+            self.log.warning(f"{remote.path}: cannot be read now ({reason}); skipped")
+            return FileOutcome(remote.path, "unreadable", error=reason)
         except (
             UnparsableFileError,
             OSError,
@@ -360,7 +365,10 @@ class _Run:
         return FileOutcome(remote.path, "loaded", entry.version + 1, replaced=True)
 
     def _head_unchanged(self, path: str, entry: LedgerEntry) -> bool:
-        head = self.client.read_head(path, entry.head_len)
+        try:
+            head = self.client.read_head(path, entry.head_len)
+        except ShortTransferError:
+            return False  # shorter than the bytes we hashed: replaced
         return len(head) == entry.head_len and _digest(head) == entry.head_hash
 
     def _load(self, remote: RemoteFile, snap: Snapshot, entry: LedgerEntry | None) -> FileOutcome:

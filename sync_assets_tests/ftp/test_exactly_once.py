@@ -299,3 +299,28 @@ def test_file_changed_after_loading_is_not_deleted(
     report = ingest_source(ftp, pg_resource, source)
     assert report.rows_loaded == 1 and report.deleted == ["/a.csv"]
     assert _ids(pg_conn, source) == [1, 2, 3, 4]
+
+
+def test_file_unreadable_for_a_run_is_skipped_and_loaded_later(
+    ftp_server_factory, pg_resource, pg_conn, make_source
+):
+    class DenyOnce(FTPHandler):
+        denied = False
+
+        def ftp_RETR(self, file: str) -> str | None:
+            if file.endswith("a.csv") and not DenyOnce.denied:
+                DenyOnce.denied = True
+                self.respond("550 Permission denied (file locked by the machine).")
+                return None
+            return super().ftp_RETR(file)
+
+    server = ftp_server_factory(handler_base=DenyOnce)
+    ftp = make_ftp_resource(server)
+    write_file(server.root, "a.csv", _csv(1, 2))
+    write_file(server.root, "b.csv", _csv(3, 4))
+    source = make_source("deny")
+    report = ingest_source(ftp, pg_resource, source)
+    assert {f.path: f.status for f in report.files} == {"/a.csv": "unreadable", "/b.csv": "loaded"}
+    assert report.files_skipped == 1
+    assert ingest_source(ftp, pg_resource, source).rows_loaded == 2
+    assert _ids(pg_conn, source) == [1, 2, 3, 4]
