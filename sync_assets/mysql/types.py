@@ -60,7 +60,7 @@ class SourceColumn:
 
     name: str
     data_type: str  # lower-case, e.g. "int"
-    column_type: str  # full, e.g. "int(10) unsigned"
+    column_type: str  # full, as MySQL spells it (ENUM values keep their case)
     nullable: bool
     precision: int | None = None
     scale: int | None = None
@@ -71,12 +71,12 @@ class SourceColumn:
 
     @property
     def unsigned(self) -> bool:
-        return "unsigned" in self.column_type
+        return "unsigned" in self.column_type.lower()
 
     @property
     def bool_candidate(self) -> bool:
         """`TINYINT(1)`: boolean in PostgreSQL if every value is 0, 1 or NULL."""
-        return self.data_type == "tinyint" and self.column_type.startswith("tinyint(1)")
+        return self.data_type == "tinyint" and self.column_type.lower().startswith("tinyint(1)")
 
     @property
     def auto_updated(self) -> bool:
