@@ -29,7 +29,9 @@ WORKDIR /opt/dagster/app
 COPY --chown=dagster:dagster dagster.yaml /opt/dagster/home/dagster.yaml
 COPY --chown=dagster:dagster workspace.docker.yaml ./workspace.yaml
 COPY --chown=dagster:dagster deploy/docker/healthcheck.sh /usr/local/bin/sync-assets-healthcheck
-RUN mkdir -p /opt/dagster/state && chown dagster:dagster /opt/dagster/state
+# State (the MySQL table list) and compute logs (<DAGSTER_HOME>/storage) are written at run time.
+RUN mkdir -p /opt/dagster/state /opt/dagster/home/storage \
+    && chown -R dagster:dagster /opt/dagster
 EXPOSE 3000 4000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["/usr/local/bin/sync-assets-healthcheck"]
