@@ -174,9 +174,9 @@ class FTPClient:
         while pending:
             directory = pending.pop(0)
             for entry in self.list_dir(directory):
-                if "\r" in entry.name or "\n" in entry.name:
-                    self.log.warning(f"skipping a name with a line break in {directory!r}")
-                    continue  # it could not be sent in an FTP command safely
+                if not _safe_name(entry.name):
+                    self.log.warning(f"skipping the listed name {entry.name!r} in {directory!r}")
+                    continue
                 full = join(directory, entry.name)
                 if entry.is_dir:
                     if recursive:
@@ -264,6 +264,13 @@ def _end_aborted_transfer(ftp: ftplib.FTP) -> None:
 def _unwrap(conn: socket.socket) -> None:
     if isinstance(conn, ssl.SSLSocket):
         conn.unwrap()
+
+
+def _safe_name(name: str) -> bool:
+    """A plain entry of this directory: no path separator (a hostile `../x` listed by the
+    server must not reach outside the source directory), no line break (it could not be sent
+    in an FTP command), not `.` or `..`."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\r\n\x00")
 
 
 def join(directory: str, name: str) -> str:

@@ -8,6 +8,7 @@ column met with decimals is widened to double precision.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -33,6 +34,10 @@ class BadValue(ValueError):  # noqa: N818 (a verdict on one value)
     pass
 
 
+class OutOfRange(BadValue):
+    """Shaped like the type but beyond its range: the column type stays, the line is rejected."""
+
+
 Converter = Callable[[str], str]
 
 
@@ -50,6 +55,11 @@ def float_converter(decimal: str) -> Converter:
             text = text.replace(",", ".")
         if not _FLOAT_RE.match(text):
             raise BadValue(f"not a number: {value[:40]!r}")
+        number = float(text)
+        mantissa = text.lower().partition("e")[0]
+        if math.isinf(number) or (number == 0.0 and mantissa.strip("+-0.")):
+            # PostgreSQL refuses what overflows or underflows double precision.
+            raise OutOfRange(f"out of range for double precision: {value[:40]!r}")
         return text
 
     return to_float
@@ -126,6 +136,8 @@ def _fits(pg_type: str, value: str, decimal: str) -> bool:
         return False  # fromisoformat alone would take "2024" or "20240101" as dates
     try:
         converter_for(pg_type, decimal)(value)
+    except OutOfRange:
+        return True  # the type is right; the value itself becomes a reject
     except BadValue:
         return False
     return True

@@ -324,3 +324,27 @@ def test_file_unreadable_for_a_run_is_skipped_and_loaded_later(
     assert report.files_skipped == 1
     assert ingest_source(ftp, pg_resource, source).rows_loaded == 2
     assert _ids(pg_conn, source) == [1, 2, 3, 4]
+
+
+def test_a_hostile_listing_cannot_reach_outside_the_source_directory(
+    ftp_server_factory, pg_resource, pg_conn, make_source
+):
+    from pyftpdlib.filesystems import AbstractedFS
+
+    class HostileListing(AbstractedFS):
+        def listdir(self, path: str) -> list[str]:
+            names = super().listdir(path)
+            return [*names, "../outside.csv"] if path.rstrip("/").endswith("/in") else names
+
+    class Hostile(FTPHandler):
+        abstracted_fs = HostileListing
+
+    server = ftp_server_factory(handler_base=Hostile)
+    write_file(server.root, "outside.csv", _csv(90, 91))
+    write_file(server.root, "in/a.csv", _csv(1, 2))
+    ftp = make_ftp_resource(server, delete_after_sync="true", directory="/in")
+    source = make_source("hostile")
+    report = ingest_source(ftp, pg_resource, source)
+    assert [f.path for f in report.files] == ["/in/a.csv"]
+    assert (server.root / "outside.csv").exists()
+    assert _ids(pg_conn, source) == [1, 2]

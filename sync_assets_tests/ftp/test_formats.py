@@ -70,6 +70,10 @@ def test_type_inference(values: list[str], decimal: str, expected: str) -> None:
 
 def test_converters() -> None:
     assert float_converter(",")("12,5") == "12.5"
+    for value in ("1e999", "9" * 400, "-1e400", "1e-400"):
+        with pytest.raises(BadValue, match="out of range"):
+            float_converter(".")(value)
+    assert float_converter(".")("0.000") == "0.000"
     assert to_timestamp("28.11.2026 10:02:03") == "2026-11-28 10:02:03"
     with pytest.raises(BadValue):
         to_timestamp("2026-13-01 10:00")

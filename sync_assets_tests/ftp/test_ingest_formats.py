@@ -176,3 +176,12 @@ def test_fast_and_line_by_line_paths_give_the_same_rows(
     expected[5] = (8, datetime(2026, 11, 28, 10, 6, tzinfo=UTC), None, None, None, False, 1)
     assert got == expected
     assert [(n, raw) for _, n, raw, _ in rejects(pg_conn, source)] == [(7, lines[5])]
+
+
+def test_number_out_of_range_is_a_rejected_line(ftp_server, pg_resource, pg_conn, make_source):
+    write_file(ftp_server.root, "range.csv", b"id;value\n1;1.5\n2;1e999\n3;2.5\n4;1e-400\n")
+    source = make_source("range")
+    report = ingest_source(make_ftp_resource(ftp_server), pg_resource, source)
+    assert (report.rows_loaded, report.rows_rejected, report.files_failed) == (2, 2, 0)
+    assert rows(pg_conn, source, "id, value", "id") == [(1, 1.5), (3, 2.5)]
+    assert [n for _, n, _, _ in rejects(pg_conn, source)] == [3, 5]
