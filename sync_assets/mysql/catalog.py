@@ -61,10 +61,10 @@ def list_base_tables(conn: pymysql.Connection, database: str) -> list[str]:
     with conn.cursor() as cur:
         cur.execute(
             "SELECT TABLE_NAME FROM information_schema.TABLES"
-            " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'",
             (database,),
         )
-        return [_text(row[0]) for row in cur.fetchall()]
+        return sorted(_text(row[0]) for row in cur.fetchall())  # code-point order, stable
 
 
 def _json_columns(cur: pymysql.cursors.Cursor, database: str, table: str) -> set[str]:

@@ -106,7 +106,7 @@ def test_refresh_mysql_stores_base_tables_for_the_definitions(
     monkeypatch.setenv("MYSQL_DB", src_db)
     assert main(["refresh-mysql", "-v"]) == 0
     assert "stored 2 table(s)" in capsys.readouterr().out
-    assert json.loads(config.state_file().read_text())["tables"] == ["a", "B c"]
+    assert json.loads(config.state_file().read_text())["tables"] == ["B c", "a"]
 
     # MySQL goes away: the definitions still load from the stored list.
     monkeypatch.setenv("MYSQL_PORT", "9")
