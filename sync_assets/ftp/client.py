@@ -69,7 +69,13 @@ class FTPClient:
         ftp = cls(timeout=res.timeout, encoding=res.encoding)
         try:
             ftp.connect(res.host_name, res.port_number)
-            ftp.login(res.login_user, res.password or "")
+            try:
+                ftp.login(res.login_user, res.password or "")
+            except ftplib.error_perm as exc:  # 530: permanent, never retried
+                raise SourceUnavailableError(
+                    f"FTP {res.describe()}: login refused: {res.redact(str(exc))}"
+                    " (check FTP_USER/FTP_PASS)"
+                ) from None
             if isinstance(ftp, ftplib.FTP_TLS):
                 ftp.prot_p()  # encrypt the data connections too, not only the login
             ftp.set_pasv(True)
@@ -126,7 +132,7 @@ class FTPClient:
                         raise  # the file itself is shorter now: the caller decides
                     raise SourceUnavailableError(
                         f"FTP {self.resource.describe()}: {what} failed after {attempt} "
-                        f"attempts: {reason}"
+                        f"attempts: {reason} (check FTP_HOST/FTP_PORT/FTP_TLS)"
                     ) from None
                 self.log.warning(f"FTP {what}: {reason}; retry {attempt} in {delay:.1f}s")
                 self.reconnects += 1

@@ -348,3 +348,21 @@ def test_a_hostile_listing_cannot_reach_outside_the_source_directory(
     assert [f.path for f in report.files] == ["/in/a.csv"]
     assert (server.root / "outside.csv").exists()
     assert _ids(pg_conn, source) == [1, 2]
+
+
+def test_wrong_password_names_the_server_and_variables_without_the_secret(
+    ftp_server_factory, pg_resource, make_source
+):
+    from sync_assets.resources import SourceUnavailableError
+
+    class QuickRefusal(FTPHandler):
+        auth_failed_timeout = 0.05  # pyftpdlib waits 3 s before answering 530 by default
+
+    ftp_server = ftp_server_factory(handler_base=QuickRefusal)
+    secret = "Wrong-Ftp-Secret-77"
+    ftp = make_ftp_resource(ftp_server, password=secret)
+    with pytest.raises(SourceUnavailableError) as raised:
+        ingest_source(ftp, pg_resource, make_source("badpass"))
+    message = str(raised.value)
+    assert "530" in message and "FTP_PASS" in message and ftp_server.host in message
+    assert secret not in message
