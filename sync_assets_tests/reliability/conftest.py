@@ -6,6 +6,7 @@ processlist, bytes an FTP handler served), never by sleeping and hoping.
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -46,11 +47,12 @@ def wait_until(probe: Callable[[], T], what: str, timeout: float = 60, every: fl
 # --- child runs -------------------------------------------------------------------------------
 
 
-def spawn_run(args: dict[str, Any]) -> subprocess.Popen:
+def spawn_run(args: dict[str, Any], env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start `runner.py` with `args` (see its docstring); stdout/stderr captured as text."""
     return subprocess.Popen(
         [sys.executable, "-m", "sync_assets_tests.reliability.runner", json.dumps(args)],
         cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -60,6 +62,20 @@ def spawn_run(args: dict[str, Any]) -> subprocess.Popen:
 def ftp_run_args(ftp: Any, pg: PostgresResource, source: SourceConfig) -> dict[str, Any]:
     fields = {k: v for k, v in dataclasses.asdict(source).items() if k != "options"}
     return {"kind": "ftp", "ftp": ftp.model_dump(), "pg": pg.model_dump(), "source": fields}
+
+
+RunArgs = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def mysql_run_args(src_resource: Any, pg_resource: PostgresResource, target_schema: str) -> RunArgs:
+    """`mysql_run_args(table=..., options=...)`: runner args for this test's MySQL database."""
+
+    def make(kind: str = "mysql", **extra: Any) -> dict[str, Any]:
+        return {"kind": kind, "mysql": src_resource.model_dump(), "pg": pg_resource.model_dump(),
+                "schema": target_schema, **extra}  # fmt: skip
+
+    return make
 
 
 def kill_hard(child: subprocess.Popen) -> None:
@@ -177,3 +193,13 @@ class GatedDownloads(FTPHandler):
         GatedDownloads.reached.set()
         GatedDownloads.gate.wait(timeout=120)
         return super().ftp_RETR(file)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The load tier (`@pytest.mark.load`) runs only when asked for: `pytest -m load`."""
+    if "load" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="load tier: run with `pytest -m load`")
+    for item in items:
+        if "load" in item.keywords:
+            item.add_marker(skip)

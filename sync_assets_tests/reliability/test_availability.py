@@ -15,7 +15,7 @@ import pymysql
 import pytest
 
 from sync_assets.devtools.ftp_server import FTPServerHandle
-from sync_assets.devtools.servers import ServerInfo, free_port
+from sync_assets.devtools.servers import free_port
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.definitions import build_log_asset, build_source_spec
 from sync_assets.mysql.config import TableOptions
@@ -25,6 +25,7 @@ from sync_assets_tests.conftest import make_ftp_resource
 from sync_assets_tests.mysql.conftest import assert_same_table, run_sql
 from sync_assets_tests.reliability.conftest import (
     GatedDownloads,
+    RunArgs,
     expected_ids,
     finish,
     ftp_run_args,
@@ -184,21 +185,19 @@ def test_two_ftp_runs_at_once_never_double(
 
 
 def test_two_mysql_runs_at_once_never_double(
-    mysql_server: ServerInfo,
     src: pymysql.Connection,
     src_resource: MySQLResource,
     pg_resource: PostgresResource,
     pg_conn: psycopg.Connection,
     target_schema: str,
+    mysql_run_args: RunArgs,
 ) -> None:
     run_sql(
         src,
         "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40))",
         "INSERT INTO items SELECT seq, MD5(seq) FROM seq_1_to_60000",
     )
-    my = src_resource.model_dump() | {"password": mysql_server.password}
-    args = {"kind": "mysql", "mysql": my, "pg": pg_resource.model_dump(), "table": "items",
-            "schema": target_schema, "options": {"batch_rows": 200}}  # fmt: skip
+    args = mysql_run_args(table="items", options={"batch_rows": 200})
     run_sql(src, "LOCK TABLES items WRITE")  # holds the first run inside its locked section
     try:
         first = spawn_run(args)

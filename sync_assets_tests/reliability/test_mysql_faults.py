@@ -9,10 +9,10 @@ import psycopg
 import pymysql
 import pytest
 
-from sync_assets.devtools.servers import ServerInfo
 from sync_assets.resources import MySQLResource, PostgresResource
 from sync_assets_tests.mysql.conftest import SyncFn, assert_same_table, run_sql
 from sync_assets_tests.reliability.conftest import (
+    RunArgs,
     copy_in_flight,
     finish,
     spawn_run,
@@ -47,13 +47,6 @@ def _target_state(pg_conn: psycopg.Connection, schema: str) -> tuple:
     return table, watermark
 
 
-def _spawn(mysql: ServerInfo, src_resource: MySQLResource, pg: PostgresResource, schema: str):
-    my = src_resource.model_dump() | {"password": mysql.password}
-    args = {"kind": "mysql", "mysql": my, "pg": pg.model_dump(), "table": "big",
-            "schema": schema, "options": {"mode": "full_refresh", "batch_rows": 200}}  # fmt: skip
-    return spawn_run(args)
-
-
 def _mysql_reader(my: pymysql.Connection, database: str) -> int | None:
     """The processlist id of the engine's SELECT streaming `big` (the data read, not counts)."""
     with my.cursor() as cur:
@@ -69,7 +62,7 @@ def _mysql_reader(my: pymysql.Connection, database: str) -> int | None:
 @pytest.mark.parametrize("cut", ["mysql_kill_connection", "pg_terminate_backend"])
 def test_connection_cut_mid_stream_keeps_the_copy_then_converges(
     cut: str,
-    mysql_server: ServerInfo,
+    mysql_run_args: RunArgs,
     src: pymysql.Connection,
     src_resource: MySQLResource,
     pg_resource: PostgresResource,
@@ -78,7 +71,8 @@ def test_connection_cut_mid_stream_keeps_the_copy_then_converges(
     target_schema: str,
 ) -> None:
     before = _prepare(src, sync, pg_conn, target_schema)
-    child = _spawn(mysql_server, src_resource, pg_resource, target_schema)
+    options = {"mode": "full_refresh", "batch_rows": 200}
+    child = spawn_run(mysql_run_args(table="big", options=options))
     backend = copy_in_flight(child, pg_conn, pg_resource.database)
     if cut == "mysql_kill_connection":
         reader = wait_until(lambda: _mysql_reader(src, src_resource.database), "the MySQL read")
