@@ -53,6 +53,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mysql-db", default="legacy_demo", help="demo legacy MariaDB DB")
     parser.add_argument("--ftp-port", type=int, default=0, help="FTP port (default: a free one)")
     parser.add_argument(
+        "--pg-port",
+        type=int,
+        default=5432,
+        help="PostgreSQL on 127.0.0.1 to use; if it does not answer, a throwaway"
+        " server is started (default 5432)",
+    )
+    parser.add_argument(
+        "--mysql-port",
+        type=int,
+        default=3306,
+        help="MariaDB on 127.0.0.1 to use, else a throwaway one (default 3306)",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         default=0,
@@ -66,11 +79,15 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def _servers() -> Iterator[tuple[ServerInfo, ServerInfo]]:
+def _servers(pg_port: int, mysql_port: int) -> Iterator[tuple[ServerInfo, ServerInfo]]:
     """The local PostgreSQL and MariaDB, or throwaway ones; a clear message when neither."""
     started: list[ServerInfo] = []
+    finders = (
+        ("PostgreSQL", lambda: postgres_server(port=pg_port)),
+        ("MariaDB", lambda: mariadb_server(port=mysql_port)),
+    )
     try:
-        for kind, find in (("PostgreSQL", postgres_server), ("MariaDB", mariadb_server)):
+        for kind, find in finders:
             try:
                 started.append(find())
             except RuntimeError as exc:
@@ -166,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     with ExitStack() as cleanup:
-        pg, mysql = cleanup.enter_context(_servers())
+        pg, mysql = cleanup.enter_context(_servers(args.pg_port, args.mysql_port))
         for name in (args.pg_db, args.dagster_db):
             ensure_pg_database(pg, name)
         seed_demo_legacy(mysql, args.mysql_db)

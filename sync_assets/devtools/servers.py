@@ -112,14 +112,17 @@ def start_throwaway_mariadb() -> ServerInfo:
     datadir = workdir / "data"
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
     subprocess.run(
-        [install_db, f"--datadir={datadir}", f"--user={user}",
+        # --no-defaults: a distribution's /etc/mysql config (user=mysql, its own datadir and
+        # socket) must not leak into a throwaway server; it must come first on the line.
+        [install_db, "--no-defaults", f"--datadir={datadir}", f"--user={user}",
          "--auth-root-authentication-method=normal"],
         check=True,
         capture_output=True,
     )  # fmt: skip
     port = free_port()
     proc = subprocess.Popen(
-        [mariadbd, f"--datadir={datadir}", f"--port={port}", "--bind-address=127.0.0.1",
+        [mariadbd, "--no-defaults", f"--datadir={datadir}", f"--port={port}",
+         "--bind-address=127.0.0.1",
          f"--socket={workdir / 'mysqld.sock'}", f"--user={user}", "--skip-grant-tables=0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 directory changing, and a Ctrl-C stops everything it started."""
 
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -82,6 +83,35 @@ def test_demo_serves_the_ui_and_ctrl_c_stops_everything(
         drop_pg_database(pg_server, names["pg"])
         drop_pg_database(pg_server, names["dagster"])
         drop_mysql_database(mysql_server, names["mysql"])
+
+
+def test_demo_on_a_machine_without_running_servers_starts_throwaway_ones(tmp_path: Path) -> None:
+    """Nothing listens on the given ports: the demo starts its own PostgreSQL and MariaDB
+    from the installed binaries, serves the UI, and stops them again on Ctrl-C."""
+    pg_port, mysql_port, port = free_port(), free_port(), free_port()
+    demo = subprocess.Popen(
+        [str(REPO_ROOT / "scripts" / "demo"), "--port", str(port), "--workdir", str(tmp_path),
+         "--pg-port", str(pg_port), "--mysql-port", str(mysql_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
+    reader.start()
+    try:
+        _wait_for_line(lines, "[demo] UI at", demo, timeout=300)
+        output = "".join(lines)
+        throwaway = re.findall(r"\[demo\] (?:PostgreSQL|MariaDB) at 127\.0\.0\.1:(\d+)", output)
+        assert len(throwaway) == 2 and {5432, 3306}.isdisjoint(map(int, throwaway)), output
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=90)
+        reader.join(timeout=10)
+        assert demo.returncode == 0, "".join(lines)[-3000:]
+        for server_port in map(int, throwaway):
+            assert not port_open("127.0.0.1", server_port), "a throwaway server outlived the demo"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
 
 
 def test_demo_legacy_seed_is_idempotent_and_changes_move_data_on(mysql_server) -> None:
