@@ -38,48 +38,67 @@ def _order_count(mysql_server, database: str) -> int:
         return cur.fetchone()[0]
 
 
-def _wait_for_line(lines: list[str], marker: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(marker in line for line in lines):
-        assert proc.poll() is None, "".join(lines)[-3000:]
-        assert time.monotonic() < deadline, f"no {marker!r} within {timeout}s"
-        time.sleep(0.5)
+class DemoProcess:
+    """`scripts/demo` in a subprocess, its output collected by a reader thread."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.port = free_port()
+        command = [str(REPO_ROOT / "scripts" / "demo"), "--port", str(self.port),
+                   "--workdir", str(tmp_path), *args]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(
+            target=lambda: self.lines.extend(self.proc.stdout), daemon=True
+        )
+        self.reader.start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_until_serving(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while "[demo] UI at" not in self.output:
+            assert self.proc.poll() is None, self.output[-3000:]
+            assert time.monotonic() < deadline, f"the demo did not serve within {timeout}s"
+            time.sleep(0.5)
+
+    def ctrl_c(self) -> str:
+        """Interrupt like a terminal would; the demo must exit 0 having stopped everything."""
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=90)
+        self.reader.join(timeout=10)
+        assert self.proc.returncode == 0, self.output[-3000:]
+        assert "[demo] stopped" in self.output
+        assert not port_open("127.0.0.1", self.port), "the webserver outlived the demo"
+        return self.output
+
+    def kill_if_running(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def test_demo_serves_the_ui_and_ctrl_c_stops_everything(
     pg_server, mysql_server, tmp_path: Path
 ) -> None:
     names = {key: _unique_name(f"sa_demo_{key}") for key in ("pg", "dagster", "mysql")}
-    port = free_port()
-    demo = subprocess.Popen(
-        [str(REPO_ROOT / "scripts" / "demo"), "--port", str(port), "--workdir", str(tmp_path),
-         "--pg-db", names["pg"], "--dagster-db", names["dagster"], "--mysql-db", names["mysql"]],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
-    reader.start()
+    demo = DemoProcess(tmp_path, "--pg-db", names["pg"], "--dagster-db", names["dagster"],
+                       "--mysql-db", names["mysql"])  # fmt: skip
     try:
-        _wait_for_line(lines, "[demo] UI at", demo, timeout=300)
-        base = f"http://127.0.0.1:{port}"
-        data = graphql(base, SCHEDULE_STATUS)["schedulesOrError"]
+        demo.wait_until_serving()
+        data = graphql(f"http://127.0.0.1:{demo.port}", SCHEDULE_STATUS)["schedulesOrError"]
         states = {s["name"]: s["scheduleState"]["status"] for s in data["results"]}
         assert states == {"ftp_logs_schedule": "RUNNING", "mysql_sync_schedule": "RUNNING"}
         assert _order_count(mysql_server, names["mysql"]) >= 3
         logs = list((tmp_path / "ftp").rglob("*.csv"))
         assert logs and all(p.read_text().startswith("timestamp,machine,") for p in logs)
-        demo.send_signal(signal.SIGINT)
-        demo.wait(timeout=90)
-        reader.join(timeout=10)
-        output = "".join(lines)
-        assert demo.returncode == 0, output[-3000:]
-        assert "[demo] stopped" in output
+        output = demo.ctrl_c()
         assert "RETR" not in output  # no FTP server line per transfer on the console
-        assert not port_open("127.0.0.1", port), "the webserver outlived the demo"
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        demo.kill_if_running()
         drop_pg_database(pg_server, names["pg"])
         drop_pg_database(pg_server, names["dagster"])
         drop_mysql_database(mysql_server, names["mysql"])
@@ -88,30 +107,17 @@ def test_demo_serves_the_ui_and_ctrl_c_stops_everything(
 def test_demo_on_a_machine_without_running_servers_starts_throwaway_ones(tmp_path: Path) -> None:
     """Nothing listens on the given ports: the demo starts its own PostgreSQL and MariaDB
     from the installed binaries, serves the UI, and stops them again on Ctrl-C."""
-    pg_port, mysql_port, port = free_port(), free_port(), free_port()
-    demo = subprocess.Popen(
-        [str(REPO_ROOT / "scripts" / "demo"), "--port", str(port), "--workdir", str(tmp_path),
-         "--pg-port", str(pg_port), "--mysql-port", str(mysql_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
-    reader.start()
+    demo = DemoProcess(tmp_path, "--pg-port", str(free_port()), "--mysql-port", str(free_port()))
     try:
-        _wait_for_line(lines, "[demo] UI at", demo, timeout=300)
-        output = "".join(lines)
-        throwaway = re.findall(r"\[demo\] (?:PostgreSQL|MariaDB) at 127\.0\.0\.1:(\d+)", output)
-        assert len(throwaway) == 2 and {5432, 3306}.isdisjoint(map(int, throwaway)), output
-        demo.send_signal(signal.SIGINT)
-        demo.wait(timeout=90)
-        reader.join(timeout=10)
-        assert demo.returncode == 0, "".join(lines)[-3000:]
-        for server_port in map(int, throwaway):
+        demo.wait_until_serving()
+        found = re.findall(r"\[demo\] (?:PostgreSQL|MariaDB) at 127\.0\.0\.1:(\d+)", demo.output)
+        ports = [int(p) for p in found]
+        assert len(ports) == 2 and {5432, 3306}.isdisjoint(ports), demo.output
+        demo.ctrl_c()
+        for server_port in ports:
             assert not port_open("127.0.0.1", server_port), "a throwaway server outlived the demo"
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        demo.kill_if_running()
 
 
 def test_demo_legacy_seed_is_idempotent_and_changes_move_data_on(mysql_server) -> None:
