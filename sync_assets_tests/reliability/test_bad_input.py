@@ -86,13 +86,6 @@ def test_hostile_log_files_reject_or_fail_clearly_and_the_rest_loads(
     assert again.rows_loaded == 0 and again.rows_rejected == 0  # nothing twice
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ftp/types.py float_converter accepts numbers outside double precision's range"
-    " (1e999, a 400-digit number): PostgreSQL's COPY then raises NumericValueOutOfRange, which"
-    " ftp/ingest.py _Run._ingest records as a failed file, so none of its good lines load"
-    " instead of one rejects entry for the line",
-)
 def test_a_number_out_of_range_is_a_rejected_line(
     ftp_server, pg_resource, pg_conn: psycopg.Connection, make_source
 ) -> None:
@@ -160,13 +153,6 @@ def test_odd_names_load_exactly_once_and_are_deleted(
     assert (server.root / "outside.csv").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ftp/ingest.py _Run._ingest does not catch ftplib.error_perm from the download:"
-    " a listed file the server cannot RETR (here a name with a newline, which breaks the"
-    " listing; also a file removed after listing) aborts the whole run, so every later file"
-    " of the source stays unloaded on every run",
-)
 def test_a_name_with_a_newline_does_not_block_the_other_files(
     ftp_server_factory, pg_resource, pg_conn: psycopg.Connection, make_source
 ) -> None:
@@ -190,12 +176,6 @@ class HostileServer(FTPHandler):
     abstracted_fs = HostileListing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ftp/client.py FTPClient.walk joins listed names as they come: a listing entry"
-    " `../outside.csv` makes the run load /in/../outside.csv and, with DELETE_AFTER_SYNC,"
-    " delete a file outside FTP_DIR",
-)
 def test_a_hostile_listing_cannot_reach_outside_the_directory(
     ftp_server_factory, pg_resource, pg_conn: psycopg.Connection, make_source
 ) -> None:

@@ -150,12 +150,6 @@ def test_a_wrong_mysql_password_is_named_without_the_secret(
     assert "MYSQL_PASSWORD" in error and sides["logs"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ftp/client.py FTPClient.call re-raises ftplib.error_perm unchanged, so a wrong"
-    " FTP_PASS fails the run with only '530 Authentication failed.': it names neither the FTP"
-    " server nor FTP_USER/FTP_PASS (PostgreSQL/MySQL failures name both)",
-)
 def test_a_wrong_ftp_password_is_named_without_the_secret(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,6 +26,7 @@ from sync_assets_tests.conftest import (
     mysql_admin_connect,
     pg_admin_connect,
 )
+from sync_assets_tests.ftp.conftest import write_file
 from sync_assets_tests.mysql.conftest import run_sql
 from sync_assets_tests.orchestration.conftest import E2EEnv, _stack_env
 from sync_assets_tests.orchestration.test_ui_e2e import LAUNCH, REPO, _wait_for_run
@@ -161,12 +162,15 @@ def _files_text(*roots: Path) -> dict[str, str]:
 def test_no_password_in_anything_a_user_can_see(
     stack: SecretsEnv, mysql_server: ServerInfo
 ) -> None:
-    ok = _launch(stack, LEGACY, LOGS)
-    assert _wait_for_run(stack.e2e, ok) == "SUCCESS"
+    # Two runs, one per side (as the two jobs), so that neither races the other's first DDL.
+    good = [_launch(stack, LEGACY)]
+    assert _wait_for_run(stack.e2e, good[0]) == "SUCCESS"
+    good.append(_launch(stack, LOGS))
+    assert _wait_for_run(stack.e2e, good[1]) == "SUCCESS"
 
     GatedDownloads.reached.clear()
     GatedDownloads.gate.clear()
-    (stack.e2e.ftp.root / "c.csv").write_bytes(b"id;value\n1;2\n")  # something new to download
+    write_file(stack.e2e.ftp.root, "c.csv", b"id;value\n1;2\n")  # old enough to be downloaded
     killed = _launch(stack, LOGS)
     with mysql_admin_connect(mysql_server) as conn:
         run_sql(conn, f"ALTER USER '{stack.mysql_user}'@'%' IDENTIFIED BY '{WRONG_MYSQL_PASSWORD}'")
@@ -180,10 +184,10 @@ def test_no_password_in_anything_a_user_can_see(
 
     places = {"dagster storage": _storage_text(stack)}
     places |= _files_text(stack.home, stack.logs)
-    places |= _graphql_texts(stack, [ok, *failing])
+    places |= _graphql_texts(stack, [*good, *failing])
     everything = "\n".join(places.values())
     # The search is over real content: the failures, the runs and the resources are in it.
     assert "Access denied" in everything and "ftp://machine@127.0.0.1" in everything
-    assert "POSTGRES_PASSWORD" in places["resources"] and ok in places["runs"]
+    assert "POSTGRES_PASSWORD" in places["resources"] and good[0] in places["runs"]
     leaks = [(where, pw) for where, text in places.items() for pw in PASSWORDS if pw in text]
     assert leaks == []
