@@ -201,5 +201,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="load tier: run with `pytest -m load`")
     for item in items:
-        if "load" in item.keywords:
+        if item.get_closest_marker("load") is not None:
             item.add_marker(skip)
