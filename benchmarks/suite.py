@@ -63,12 +63,12 @@ class Suite:
         self.opts = opts
         self.servers = servers
         self.report = Report(args={k: str(v) for k, v in vars(opts).items()})
-        self.report.args["rows"] = str(opts.rows)
         self.work_dir = opts.results_dir / "work"
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.project = ProjectRunner(servers, opts.mysql_db, self.work_dir)
         self.pg_dbs: list[str] = []
         self.table_bytes = 0
+        self.current_corpus: Corpus | None = None
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -77,11 +77,10 @@ class Suite:
         self.pg_dbs.append(name)
         return name
 
-    def drop_pg_dbs(self, keep_last: int = 0) -> None:
-        keep = self.pg_dbs[-keep_last:] if keep_last else []
-        for name in [n for n in self.pg_dbs if n not in keep]:
+    def drop_pg_dbs(self) -> None:
+        for name in self.pg_dbs:
             self.servers.drop_pg_database(name)
-        self.pg_dbs = keep
+        self.pg_dbs = []
 
     def repeat(
         self, row: Row, action: Callable[[int], Measurement], times: int | None = None
@@ -254,7 +253,7 @@ class Suite:
         self.drop_pg_dbs()
         db = self.new_pg_db("ftp")
         m = self.checked_sync(self.project.materialize(db, FTP_ASSET), "FTP ingestion")
-        if i == self.opts.ftp_repeats - 1:
+        if i == self.opts.ftp_repeats - 1 and self.current_corpus is not None:
             with self.servers.pg_connect(db) as conn:
                 actual = corpus_check(conn, FTP_TARGET_SCHEMA, FTP_SOURCE)
             self.corpus_verdict("ftp ingestion", self.current_corpus, actual)
