@@ -9,6 +9,7 @@ CPU apart from the measured sync and from the harness's sampler.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,9 @@ from sync_assets.devtools.ftp_server import start_ftp_server
 
 
 def main(argv: list[str]) -> int:
+    # One log line per connection and transfer would drown the harness's own lines.
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
     root = Path(argv[0])
     handle = start_ftp_server(
         root, user=os.environ["BENCH_FTP_USER"], password=os.environ["BENCH_FTP_PASS"]

@@ -295,6 +295,8 @@ class Suite:
             if not self.opts.keep:
                 self.drop_pg_dbs()
                 shutil.rmtree(self.work_dir, ignore_errors=True)
+                with self.servers.mysql_connect() as conn:
+                    dataset.drop_table(conn, self.opts.mysql_db)
         return self.report
 
 
