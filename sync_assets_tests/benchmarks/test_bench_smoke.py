@@ -139,3 +139,32 @@ def test_whole_suite_runs_on_tiny_sizes(
     assert data["ratios"]["full_sync"] > 0
     assert "sync_assets: full sync" in out
     assert not (tmp_path / "work").exists()  # scratch space cleaned up
+
+
+def test_sizes_accept_the_documented_spellings() -> None:
+    from benchmarks.__main__ import _size
+
+    assert [_size(s) for s in ("100k", "1M", "5m", "2_000", "1.5M")] == [
+        100_000, 1_000_000, 5_000_000, 2_000, 1_500_000,
+    ]  # fmt: skip
+
+
+def test_profile_summary_attributes_time_to_functions_and_lines(tmp_path: Path) -> None:
+    from benchmarks.profile import summarise
+
+    collapsed = tmp_path / "p.collapsed"
+    main = "thread (1): MainThread;main (sync_assets/ftp/ingest.py:10)"
+    collapsed.write_text(
+        f"{main};rewrite (sync_assets/ftp/loader.py:5) 6\n"
+        f"{main};rewrite (sync_assets/ftp/loader.py:7) 2\n"
+        "thread (2): reader;wait (psycopg/connection.py:495) 2\n",
+        encoding="utf-8",
+    )
+    text = summarise(collapsed)
+    assert text.startswith("10 samples")
+    assert " 80.0%  rewrite (sync_assets/ftp/loader.py)\n" in text  # lines of one function summed
+    assert " 60.0%  rewrite (sync_assets/ftp/loader.py:5)\n" in text
+    assert " 20.0%  wait (psycopg/connection.py)\n" in text
+    inclusive = text.split("inclusive time of sync_assets functions:")[1]
+    assert " 80.0%  main (sync_assets/ftp/ingest.py)" in inclusive
+    assert "psycopg" not in inclusive
