@@ -21,19 +21,25 @@ from sync_assets_tests.reliability.conftest import (
 
 pytestmark = pytest.mark.slow
 
-ROWS = 60_000
+ROWS = 30_000
 
 
 def _prepare(src: pymysql.Connection, sync: SyncFn, pg_conn: psycopg.Connection, schema: str):
     """A synced table, then changes in MySQL that the faulty run is about to copy."""
     run_sql(
         src,
-        "CREATE TABLE big (id INT PRIMARY KEY, payload VARCHAR(60),"
+        "CREATE TABLE big (id INT PRIMARY KEY, payload VARCHAR(1200),"
         " updated_at DATETIME(6) NOT NULL DEFAULT NOW(6) ON UPDATE NOW(6))",
         f"INSERT INTO big (id, payload) SELECT seq, MD5(seq) FROM seq_1_to_{ROWS}",
     )
     sync("big", mode="full_refresh")
-    run_sql(src, "UPDATE big SET payload = CONCAT('v2-', id)", "DELETE FROM big WHERE id <= 10")
+    # ~1 KB rows: the faulty run streams ~30 MB, far more than the socket buffers hold, so the
+    # server is still sending while the fault hits.
+    run_sql(
+        src,
+        "UPDATE big SET payload = CONCAT('v2-', id, REPEAT(MD5(id), 32))",
+        "DELETE FROM big WHERE id <= 10",
+    )
     return _target_state(pg_conn, schema)
 
 
@@ -75,7 +81,11 @@ def test_connection_cut_mid_stream_keeps_the_copy_then_converges(
     child = spawn_run(mysql_run_args(table="big", options=options))
     backend = copy_in_flight(child, pg_conn, pg_resource.database)
     if cut == "mysql_kill_connection":
-        reader = wait_until(lambda: _mysql_reader(src, src_resource.database), "the MySQL read")
+        reader = wait_until(
+            lambda: _mysql_reader(src, src_resource.database) or child.poll() is not None,
+            "the MySQL read",
+        )
+        assert child.poll() is None, f"the run ended before the kill: {finish(child)}"
         run_sql(src, f"KILL CONNECTION {int(reader)}")
         expected_error = "Lost connection"
     else:
