@@ -49,3 +49,17 @@ def advisory_lock(
     finally:
         if not conn.closed:
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+# Every bookkeeping/schema DDL of both sides takes this one lock: two different locks would let
+# the MySQL and FTP sides race on `CREATE SCHEMA IF NOT EXISTS sync_meta` on a fresh database
+# (PostgreSQL's IF NOT EXISTS is not safe against a concurrent creator).
+DDL_LOCK_NAME = "sync_assets:ddl"
+
+
+@contextmanager
+def ddl_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Cursor]:
+    """A transaction holding the project-wide DDL lock, for idempotent schema/table creation."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(DDL_LOCK_NAME),))
+        yield cur

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from sync_assets.core.locks import lock_key
+from sync_assets.core.locks import ddl_transaction
 from sync_assets.core.pg import META_SCHEMA, ensure_schema, ident
 from sync_assets.mysql.naming import derived_name
 
@@ -35,8 +35,7 @@ def staging_schema(target_schema: str) -> str:
 
 def ensure_bookkeeping(conn: psycopg.Connection, target_schema: str) -> None:
     """Create the schemas and the state table once (serialised: concurrent runs race on DDL)."""
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("sync_assets:ddl"),))
+    with ddl_transaction(conn) as cur:
         ensure_schema(cur, META_SCHEMA)
         ensure_schema(cur, target_schema)
         ensure_schema(cur, staging_schema(target_schema))
