@@ -338,17 +338,17 @@ class _FastCopy:
 
     Python only rewrites bytes, with whole-chunk C operations (no loop per line in the common
     case): decimal commas → points in the double columns, NULL sentinels → empty (NULL), and
-    each line's number plus a constant provenance prefix in front of every line (C-level
-    `map`/`join`, no Python statement per line).
+    each line's number in front of it (C-level `map`/`join`, no Python statement per line).
+    The provenance constant per file is not sent per line: the target's column defaults read
+    it from transaction-local settings set right before each COPY (see store.SETTINGS).
     A chunk with quotes, blank lines or NULs is not attempted; a value or field count that
     PostgreSQL refuses makes the COPY fail inside a savepoint, and the caller redoes the chunk
     line by line — so the rows are the same either way.
     """
 
-    def __init__(self, loader: FileLoader, pg_encoding: str, prefix: bytes) -> None:
+    def __init__(self, loader: FileLoader, pg_encoding: str) -> None:
         self.loader = loader
         fmt = loader.fmt
-        self.prefix = prefix
         self.delimiter = fmt.delimiter.encode("ascii")
         self.width = len(fmt.columns)
         self.null_bytes = frozenset(v.encode(fmt.encoding) for v in loader.nulls if v)
@@ -357,10 +357,25 @@ class _FastCopy:
             for index, column in enumerate(fmt.columns)
             if fmt.decimal == "," and loader.columns.get(column) == "double precision"
         ]
-        # Each line starts with its number, then the constant provenance prefix: `%d` is
-        # formatted per line in C (bytes.__mod__ through map), the rest is literal.
-        self.head = b"%d" + (self.delimiter + prefix).replace(b"%", b"%%")
-        columns = ["_line_number", "_source_file", "_file_version", "_file_mtime", "_run_id"]
+        # Each line starts with its number: `%d` formatted per line in C (bytes.__mod__
+        # through map).
+        self.head = b"%d" + self.delimiter.replace(b"%", b"%%")
+        ident_ = loader.identity
+        mtime = ident_.mtime.isoformat() if ident_.mtime else ""
+        self.settings = sql.SQL("SELECT {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("set_config({}, {}, true)").format(
+                    sql.Literal(store.SETTINGS[column][0]), sql.Literal(value)
+                )
+                for column, value in (
+                    ("_source_file", ident_.path),
+                    ("_file_version", str(ident_.version)),
+                    ("_file_mtime", mtime),
+                    ("_run_id", ident_.run_id),
+                )
+            )
+        )
+        columns = ["_line_number"]
         self.statement = sql.SQL(
             "COPY {} ({}) FROM STDIN WITH (FORMAT csv, DELIMITER {}, NULL '', ENCODING {})"
         ).format(
@@ -378,14 +393,7 @@ class _FastCopy:
             return False
         if not fmt.delimiter.isascii() or len(fmt.columns) < 2:
             return False
-        ident_ = loader.identity
-        mtime = ident_.mtime.isoformat() if ident_.mtime else ""
-        fields = [_csv_quote(ident_.path), str(ident_.version), mtime, _csv_quote(ident_.run_id)]
-        try:
-            prefix = (fmt.delimiter.join(fields) + fmt.delimiter).encode(fmt.encoding)
-        except UnicodeEncodeError:
-            return False  # a path the file's encoding cannot carry: line-by-line path
-        return _FastCopy(loader, pg_encoding, prefix)
+        return _FastCopy(loader, pg_encoding)
 
     def load(self, chunk: RawChunk) -> bool:
         raws = chunk.raws
@@ -398,6 +406,9 @@ class _FastCopy:
         cur = self.loader.cur
         try:
             with cur.connection.transaction():  # a savepoint inside the file's transaction
+                # The file's provenance for the columns' defaults: transaction-local, set in
+                # the savepoint right before the COPY that reads it.
+                cur.execute(self.settings)
                 with cur.copy(self.statement) as copy:
                     # Pieces let PostgreSQL parse one while we rewrite the next.
                     for start in range(0, len(raws), WRITE_LINES):
@@ -415,10 +426,11 @@ class _FastCopy:
         return True
 
     def _numbered(self, lines: list[bytes] | None, first: int) -> bytes | None:
-        """COPY lines: number (first, first+1, ...), provenance prefix, rewritten fields.
+        """COPY lines: each line's number (first, first+1, ...), then its rewritten fields.
 
         The numbers are sent rather than drawn from a sequence by PostgreSQL: `nextval()` per
-        row cost the server more than parsing all the typed values of the row.
+        row (a volatile default, which also turns off COPY's batched inserts) cost the server
+        more than typing all the values of the row.
         """
         if lines is None:
             return None
@@ -462,10 +474,6 @@ class _FastCopy:
                 fields = [b"" if f in nulls else f for f in fields]
             out.append(delim.join(fields))
         return out
-
-
-def _csv_quote(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"'
 
 
 def decode_chunk(raws: list[bytes], first: int, encoding: str) -> list[ChunkLine]:

@@ -28,9 +28,36 @@ REJECTED = "rejected"  # every line was rejected: the file is kept on the server
 FAILED = "failed"  # the file could not be parsed at all: kept, retried when it changes
 DELETED = "deleted"  # loaded, then deleted from the server after commit
 
+# The provenance that is constant per file reaches the rows through column defaults read
+# from transaction-local settings (`set_config(name, value, true)`, made by the fast path
+# before each COPY), instead of being sent and parsed on every line. The default calls one of
+# the functions below; they are declared IMMUTABLE so that COPY evaluates each default once
+# when it starts (PostgreSQL folds immutable calls with constant arguments), not once per row.
+# That is sound here because the settings only change between statements: each COPY sees the
+# values its transaction set. Without a setting (a hand-written INSERT) the text/integer
+# defaults are NULL, so `_source_file`/`_file_version` (NOT NULL) refuse the row. The
+# line-by-line path sends every provenance value explicitly, as before.
+SETTINGS = {
+    "_source_file": ("sync_assets.source_file", "ftp_setting_text"),
+    "_file_version": ("sync_assets.file_version", "ftp_setting_int"),
+    "_file_mtime": ("sync_assets.file_mtime", "ftp_setting_time"),
+    "_run_id": ("sync_assets.run_id", "ftp_setting_text"),
+}
+_SETTING_FUNCTIONS = {"ftp_setting_text": "text", "ftp_setting_int": "integer",
+                      "ftp_setting_time": "timestamptz"}  # fmt: skip
+
+
+def provenance_default(column: str) -> sql.Composed:
+    setting, function = SETTINGS[column]
+    return sql.SQL("{}({})").format(ident(META_SCHEMA, function), sql.Literal(setting))
+
+
 PROVENANCE_DDL = sql.SQL(
-    "_source_file text NOT NULL, _file_version integer NOT NULL, _line_number bigint NOT NULL,"
-    " _file_mtime timestamptz, _ingested_at timestamptz NOT NULL DEFAULT now(), _run_id text"
+    "_source_file text NOT NULL DEFAULT {}, _file_version integer NOT NULL DEFAULT {},"
+    " _line_number bigint NOT NULL, _file_mtime timestamptz DEFAULT {},"
+    " _ingested_at timestamptz NOT NULL DEFAULT now(), _run_id text DEFAULT {}"
+).format(
+    *(provenance_default(c) for c in ("_source_file", "_file_version", "_file_mtime", "_run_id"))
 )
 
 
@@ -108,6 +135,17 @@ def _create_meta_tables(cur: psycopg.Cursor) -> None:
             ident(META_SCHEMA, REJECTS)
         )
     )
+    for function, pg_type in _SETTING_FUNCTIONS.items():
+        cur.execute("SELECT to_regprocedure(%s)", (f"{META_SCHEMA}.{function}(text)",))
+        row = cur.fetchone()
+        if row is not None and row[0] is not None:
+            continue  # created once: no catalog churn (and no lock) on every run
+        cur.execute(
+            sql.SQL(
+                "CREATE OR REPLACE FUNCTION {}(setting text) RETURNS {} LANGUAGE sql IMMUTABLE"
+                " AS $$ SELECT nullif(current_setting(setting, true), '')::{} $$"
+            ).format(ident(META_SCHEMA, function), sql.SQL(pg_type), sql.SQL(pg_type))
+        )
 
 
 def ensure_target_table(conn: psycopg.Connection, schema: str, table: str) -> None:
@@ -124,9 +162,9 @@ def _create_target_table(cur: psycopg.Cursor, schema: str, table: str) -> None:
     cur.execute(
         sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(ident(schema, table), PROVENANCE_DDL)
     )
-    # The fast path lets PostgreSQL number the lines: setval(first line) before each COPY,
-    # then every row takes nextval(). Only one run per source writes at a time (lock), and
-    # the line-by-line path writes explicit numbers.
+    # Earlier versions let PostgreSQL number the fast path's lines from this sequence (the
+    # default of `_line_number`); both paths now send the numbers, and the sequence and its
+    # default stay only so that tables and code of those versions keep working.
     sequence = ident(schema, line_sequence(table))
     cur.execute(sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}").format(sequence))
     cur.execute(
@@ -139,6 +177,25 @@ def _create_target_table(cur: psycopg.Cursor, schema: str, table: str) -> None:
         cur.execute(
             sql.SQL("ALTER TABLE {} ALTER COLUMN _line_number SET DEFAULT nextval({})").format(
                 ident(schema, table), sql.Literal(sequence.as_string(None))
+            )
+        )
+    # Tables created before the provenance defaults existed get them (once: ALTER locks).
+    cur.execute(
+        "SELECT column_name, column_default FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s AND column_name = ANY(%s)",
+        (schema, table, list(SETTINGS)),
+    )
+    missing = [c for c, default in cur.fetchall() if "ftp_setting_" not in (default or "")]
+    if missing:
+        cur.execute(
+            sql.SQL("ALTER TABLE {} {}").format(
+                ident(schema, table),
+                sql.SQL(", ").join(
+                    sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(
+                        ident(c), provenance_default(c)
+                    )
+                    for c in missing
+                ),
             )
         )
 
