@@ -106,9 +106,13 @@ def _text(col: str, charset: str | None) -> str:
 
 
 def _temporal(col: str, suffix: str = "") -> str:
-    """Dates whose year, month or day is zero have no PostgreSQL value: a counted NULL."""
+    """Dates with no PostgreSQL value become a counted NULL: zero year, month or day, and days
+    past the month's end that ALLOW_INVALID_DATES lets MySQL store (2020-02-30)."""
     rendered = f"CONCAT({col}, '{suffix}')" if suffix else col
-    zero = f"YEAR({col}) = 0 OR MONTH({col}) = 0 OR DAYOFMONTH({col}) = 0"
+    zero = (
+        f"YEAR({col}) = 0 OR MONTH({col}) = 0 OR DAYOFMONTH({col}) = 0"
+        f" OR DAYOFMONTH({col}) > DAYOFMONTH(LAST_DAY({col}))"
+    )
     return f"IF({zero}, {ZERO_DATE_MARK}, {rendered})"
 
 
