@@ -210,11 +210,15 @@ class FTPClient:
     def download(self, path: str, offset: int, sink: IO[bytes], limit: int | None = None) -> int:
         """Append bytes `offset`..`offset+limit` (or EOF) to `sink`; resumes after a break."""
         written = 0
+        base = sink.tell()
 
         def action(ftp: ftplib.FTP) -> int:
             nonlocal written
             if limit is not None and written >= limit:
                 return written
+            # A failed attempt may have left part of a block: cut the sink back to what counts.
+            sink.seek(base + written)
+            sink.truncate()
             conn = ftp.transfercmd(f"RETR {path}", rest=(offset + written) or None)
             reached_eof = False
             try:
@@ -224,7 +228,7 @@ class FTPClient:
                     if not block:
                         reached_eof = True
                         break
-                    sink.write(block)
+                    _write_local(sink, block, path)
                     written += len(block)
                 if reached_eof:
                     _unwrap(conn)
@@ -248,6 +252,19 @@ class FTPClient:
 
     def delete(self, path: str) -> None:
         self.call(f"delete {path!r}", lambda ftp: ftp.delete(path))
+
+
+class LocalWriteError(RuntimeError):
+    """The local spool (temp file) could not be written: not an FTP fault, never retried."""
+
+
+def _write_local(sink: IO[bytes], block: bytes, path: str) -> None:
+    try:
+        sink.write(block)
+    except OSError as exc:  # disk full, file too large: retrying the FTP transfer cannot help
+        raise LocalWriteError(
+            f"cannot spool the download of {path!r} to local disk: {exc.strerror or exc}"
+        ) from None
 
 
 def _mlst(ftp: ftplib.FTP, path: str) -> tuple[int, datetime | None] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -170,16 +171,41 @@ def clean_column_name(raw: str, index: int) -> str:
         name = f"column_{index}"
     if name in PROVENANCE or name == "_ingested_at":
         name = f"data{name}"
-    while len(name.encode("utf-8")) > 63:
-        name = name[:-1]
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        # Two long names that share their first 63 bytes must not merge into one column.
+        name = with_suffix(name, "_" + _name_hash(raw))
     return name
+
+
+def distinct_column_name(raw: str, index: int) -> str:
+    """Like clean_column_name, but a name that had to change keeps a hash of the original.
+
+    For JSON keys: ` a`, `a` and `a\x00` are three keys of one object, so three columns. The
+    result depends on the key alone, never on the order keys were met in (one parser per file).
+    """
+    name = clean_column_name(raw, index)
+    if name == raw or name.endswith("_" + _name_hash(raw)):
+        return name
+    return with_suffix(name, "_" + _name_hash(raw))
+
+
+MAX_NAME_BYTES = 63
+
+
+def _name_hash(raw: str) -> str:
+    return hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+
+
+def with_suffix(name: str, suffix: str) -> str:
+    """`name` cut (at a character boundary) so that name + suffix fits 63 UTF-8 bytes."""
+    room = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
+    return name.encode("utf-8")[:room].decode("utf-8", "ignore") + suffix
 
 
 def _unique(name: str, seen: set[str]) -> str:
     candidate, n = name, 2
     while candidate in seen:
-        suffix = f"_{n}"
-        candidate = name[: 63 - len(suffix.encode())] + suffix
+        candidate = with_suffix(name, f"_{n}")
         n += 1
     seen.add(candidate)
     return candidate
@@ -230,7 +256,7 @@ class LineParser:
     def _jsonl_column(self, key: str) -> str:
         name = self._jsonl_names.get(key)
         if name is None:
-            name = clean_column_name(key, len(self._jsonl_names) + 1)
+            name = distinct_column_name(key, len(self._jsonl_names) + 1)
             self._jsonl_names[key] = name
         return name
 

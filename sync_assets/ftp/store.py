@@ -16,7 +16,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from sync_assets.core.locks import lock_key
+from sync_assets.core.locks import DDL_LOCK_NAME, lock_key
 from sync_assets.core.pg import META_SCHEMA, ensure_schema, ident
 
 LEDGER = "ftp_ledger"
@@ -93,7 +93,7 @@ def _ddl_retrying(conn: psycopg.Connection, create: Callable[[psycopg.Cursor], N
     for attempt in (1, 2):
         try:
             with conn.transaction(), conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("sync_assets.ftp:ddl"),))
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(DDL_LOCK_NAME),))
                 create(cur)
             return
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject) as exc:

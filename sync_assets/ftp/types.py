@@ -19,7 +19,8 @@ BOOLEAN = "boolean"
 TIMESTAMP = "timestamp with time zone"
 TEXT = "text"
 
-_INT_RE = re.compile(r"^[+-]?\d{1,18}$")
+_INT_RE = re.compile(r"^[+-]?\d{1,19}$")
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 _FLOAT_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _TS_HINT = re.compile(
     r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}|$)|^\d{2}\.\d{2}\.\d{4}|^\d{4}/\d{2}/\d{2}"
@@ -43,7 +44,8 @@ Converter = Callable[[str], str]
 
 def to_int(value: str) -> str:
     value = value.strip()
-    if not _INT_RE.match(value):
+    # 19 digits reach 2**63 - 1 (e.g. nanosecond epochs); the range check keeps it a bigint.
+    if not _INT_RE.match(value) or not _BIGINT_MIN <= int(value) <= _BIGINT_MAX:
         raise BadValue(f"not an integer: {value[:40]!r}")
     return value
 
