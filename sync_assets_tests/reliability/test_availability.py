@@ -233,15 +233,6 @@ def _blocked_reads(my: pymysql.Connection, database: str) -> int:
         return cur.fetchone()[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mysql/state.py ensure_bookkeeping serialises its CREATE SCHEMA IF NOT EXISTS"
-    " sync_meta with the advisory lock 'sync_assets:ddl', the FTP side (ftp/store.py"
-    " _ddl_retrying) with another one, 'sync_assets.ftp:ddl', so they do not exclude each"
-    " other, and only the FTP side retries: when both sides' first runs meet on a fresh"
-    " database (a run of both groups), the MySQL asset fails with UniqueViolation on"
-    " pg_namespace_nspname_index (seen in test_secrets.py's first run)",
-)
 def test_both_sides_first_runs_at_once_on_a_fresh_database(pg_server: ServerInfo) -> None:
     database = create_pg_database(pg_server, "sa_rel_ddl")
     resource = PostgresResource(host=pg_server.host, port=str(pg_server.port), user=pg_server.user,
