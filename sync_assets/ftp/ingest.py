@@ -425,10 +425,25 @@ class _Run:
             preamble=0 if resumed else source.skip_lines,
             want_header=resumed is None and fmt.kind == "csv" and source.header,
         )
-        for chunk in reader.chunks(fmt.encoding, source.chunk_lines):
+        # One chunk ahead: the next chunk is read and prepared while PostgreSQL absorbs the
+        # current one (the fast path calls `ahead` once the current chunk's data is sent).
+        chunks = reader.chunks(fmt.encoding, source.chunk_lines)
+        upcoming = next(chunks, None)
+        while upcoming is not None:
+            chunk, upcoming, fetched = upcoming, None, False
+
+            def ahead() -> None:
+                nonlocal upcoming, fetched
+                if not fetched:
+                    fetched = True
+                    upcoming = next(chunks, None)
+                    if upcoming is not None:
+                        loader.prepare(upcoming)
+
             if reader.header is not None and not loader.fmt.columns:
                 loader.set_columns(header_columns(reader.header, fmt.delimiter))
-            loader.load_chunk(chunk)
+            loader.load_chunk(chunk, ahead)
+            ahead()
         if reader.header is not None and not loader.fmt.columns:
             loader.set_columns(header_columns(reader.header, fmt.delimiter))
         counts = loader.finish()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,6 +75,10 @@ class RawChunk:
 
     first_line: int
     raws: list[bytes]
+    # Computed ahead by FileLoader.prepare: (the fast path object that made it, the checked
+    # lines or None if the chunk is not for the fast path, the COPY data of the first piece);
+    # used only if that object is still the loader's current fast path.
+    prepared: tuple[object, list[bytes] | None, bytes | None] | None = None
 
 
 class _FastPathMismatchError(RuntimeError):
@@ -123,16 +127,30 @@ class FileLoader:
 
     # --- per chunk ----------------------------------------------------------------------
 
-    def load_chunk(self, chunk: RawChunk) -> None:
+    def load_chunk(self, chunk: RawChunk, ahead: Callable[[], None] | None = None) -> None:
         """Fast path (PostgreSQL parses and types the CSV) when the chunk is clean; otherwise,
         or if COPY refuses it, the same chunk line by line with rejects (exactly the same rows:
-        the fast attempt runs in a savepoint that is rolled back)."""
-        if self._fast_path_possible(chunk) and self.fast.load(chunk):
+        the fast attempt runs in a savepoint that is rolled back).
+
+        `ahead` (reading and preparing the next chunk) is called by the fast path once all of
+        this chunk's data is sent, while PostgreSQL is still absorbing it; the caller runs it
+        itself if the fast path did not."""
+        if self._fast_path_possible(chunk) and self.fast.load(chunk, ahead):
             self.counts.lines_read += len(chunk.raws)
             self.counts.fast_chunks += 1
             self._track_newest_raw(chunk)
             return
         self.load_lines(decode_chunk(chunk.raws, chunk.first_line, self.fmt.encoding))
+
+    def prepare(self, chunk: RawChunk) -> None:
+        """Compute the chunk's fast-path COPY data ahead (bytes work only, no database), with
+        the fast path as it is now; if that changes before the chunk is loaded (new columns,
+        widening), `_FastCopy.load` sees another owner and recomputes."""
+        fast = self._fast
+        if isinstance(fast, _FastCopy):
+            raws = fast.checked(chunk)
+            first = None if raws is None else fast.piece(raws, chunk.first_line, 0)
+            chunk.prepared = (fast, raws, first)
 
     def _fast_path_possible(self, chunk: RawChunk) -> bool:
         if self.fmt.kind != "csv" or not self.fmt.columns:
@@ -395,14 +413,31 @@ class _FastCopy:
             return False
         return _FastCopy(loader, pg_encoding)
 
-    def load(self, chunk: RawChunk) -> bool:
+    def checked(self, chunk: RawChunk) -> list[bytes] | None:
+        """The chunk's lines (CRs of CRLF dropped), or None when it is not for the fast path."""
         raws = chunk.raws
         joined = b"\n".join(raws)
         if b"\r" in joined:  # CRLF files: drop the CRs (a stray CR elsewhere: no fast path)
             joined = joined.replace(b"\r\n", b"\n").removesuffix(b"\r")
             raws = joined.split(b"\n")
         if b'"' in joined or b"\x00" in joined or b"\r" in joined or not all(raws):
-            return False  # quotes, NULs, CR or blank lines: the line-by-line path decides
+            return None  # quotes, NULs, CR or blank lines: the line-by-line path decides
+        return raws
+
+    def piece(self, raws: list[bytes], first_line: int, start: int) -> bytes | None:
+        """COPY data of the lines from `start` (WRITE_LINES of them); None: wrong field count."""
+        return self._numbered(self._rewrite(raws[start : start + WRITE_LINES]), first_line + start)
+
+    def load(self, chunk: RawChunk, ahead: Callable[[], None] | None = None) -> bool:
+        prepared, chunk.prepared = chunk.prepared, None
+        if prepared and prepared[0] is self:
+            _, raws, first = prepared
+        else:
+            raws = self.checked(chunk)
+            first = None if raws is None else self.piece(raws, chunk.first_line, 0)
+        if raws is None:
+            return False
+        lines = len(raws)  # CRLF → LF keeps the count
         cur = self.loader.cur
         try:
             with cur.connection.transaction():  # a savepoint inside the file's transaction
@@ -411,18 +446,19 @@ class _FastCopy:
                 cur.execute(self.settings)
                 with cur.copy(self.statement) as copy:
                     # Pieces let PostgreSQL parse one while we rewrite the next.
-                    for start in range(0, len(raws), WRITE_LINES):
-                        lines = self._rewrite(raws[start : start + WRITE_LINES])
-                        piece = self._numbered(lines, chunk.first_line + start)
+                    for start in range(0, lines, WRITE_LINES):
+                        piece = first if start == 0 else self.piece(raws, chunk.first_line, start)
                         if piece is None:
                             raise _FastPathMismatchError("a line has the wrong field count")
                         copy.write(piece)
                         failpoint("mid_copy")
-                if cur.rowcount != len(raws):
-                    raise _FastPathMismatchError(f"{cur.rowcount} rows for {len(raws)} lines")
+                    if ahead is not None:  # next chunk, while PostgreSQL absorbs this one
+                        ahead()
+                if cur.rowcount != lines:
+                    raise _FastPathMismatchError(f"{cur.rowcount} rows for {lines} lines")
         except (psycopg.DataError, _FastPathMismatchError):
             return False  # a value, a field count or a byte PostgreSQL refuses
-        self.loader.counts.rows_loaded += len(raws)
+        self.loader.counts.rows_loaded += lines
         return True
 
     def _numbered(self, lines: list[bytes] | None, first: int) -> bytes | None:

@@ -227,3 +227,28 @@ def test_number_out_of_range_is_a_rejected_line(ftp_server, pg_resource, pg_conn
     assert (report.rows_loaded, report.rows_rejected, report.files_failed) == (2, 2, 0)
     assert rows(pg_conn, source, "id, value", "id") == [(1, 1.5), (3, 2.5)]
     assert [n for _, n, _, _ in rejects(pg_conn, source)] == [3, 5]
+
+
+def test_chunks_read_ahead_follow_a_widening_and_a_broken_gzip_fails_whole(
+    ftp_server, pg_resource, pg_conn, make_source
+):
+    """The next chunk is read and prepared while the current one's COPY runs: a column widened
+    meanwhile (bigint → double) makes the prepared data stale, and it is recomputed; a gzip
+    broken after some chunks fails the whole file, with no row of it committed."""
+    lines = [f"{i},m{i}" for i in range(1, 11)]
+    lines[4] = "5.5,m5"  # chunk 3 of 5 (chunks of 2): widens `a` to double precision
+    write_file(ftp_server.root, "widen.csv", ("a,b\n" + "\n".join(lines) + "\n").encode())
+    body = "a,b\n" + "".join(f"{i},x{i}\n" for i in range(5000))
+    broken = gzip.compress(body.encode(), compresslevel=1)
+    write_file(ftp_server.root, "broken.csv.gz", broken[: len(broken) * 2 // 3])
+    source = make_source("ahead", chunk_lines=2)
+    report = ingest_source(make_ftp_resource(ftp_server), pg_resource, source)
+
+    outcomes = {f.path: f for f in report.files}
+    assert outcomes["/broken.csv.gz"].status == "failed"
+    assert outcomes["/widen.csv"].status == "loaded" and outcomes["/widen.csv"].fast_chunks >= 3
+    assert column_types(pg_conn, source)["a"] == "double precision"
+    got = rows(pg_conn, source, "_source_file, _line_number, a, b", "_line_number")
+    assert got == [("/widen.csv", n + 2, float(v), b) for n, (v, b) in
+                   enumerate(line.split(",") for line in lines)]  # fmt: skip
+    assert ledger(pg_conn, source)["/broken.csv.gz"]["status"] == "failed"
