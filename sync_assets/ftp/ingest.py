@@ -406,7 +406,9 @@ class _Run:
         gz: bool,
     ) -> LedgerEntry:
         source = self.source
-        if resumed is not None and resumed.format:
+        # A file whose preamble/header was never complete has consumed nothing: start over.
+        fresh = resumed is None or resumed.lines_consumed == 0
+        if not fresh and resumed is not None and resumed.format:
             fmt = FileFormat.from_json(resumed.format)
         else:
             fmt = detect_format(remote.path, stream.read(SAMPLE_BYTES), source, compressed=gz)
@@ -421,9 +423,9 @@ class _Run:
         reader = _LineReader(
             stream,
             take_tail=gz or age >= source.final_line_seconds,
-            first_line=resumed.lines_consumed if resumed else 0,
-            preamble=0 if resumed else source.skip_lines,
-            want_header=resumed is None and fmt.kind == "csv" and source.header,
+            first_line=0 if fresh or resumed is None else resumed.lines_consumed,
+            preamble=source.skip_lines if fresh else 0,
+            want_header=fresh and fmt.kind == "csv" and source.header,
         )
         # One chunk ahead: the next chunk is read and prepared while PostgreSQL absorbs the
         # current one (the fast path calls `ahead` once the current chunk's data is sent).
@@ -457,6 +459,12 @@ class _Run:
         total_rows = prior_rows + counts.rows_loaded
         all_rejected = total_rows == 0 and prior_rejects + counts.rows_rejected > 0
         outcome.status = "rejected" if all_rejected else "loaded"
+        consumed_bytes = snap.size if gz else outcome.resumed_from + reader.bytes_consumed
+        consumed_lines = reader.line_no
+        if not gz and (reader.preamble or reader.want_header):
+            # Only part of the preamble/header has arrived (no data row can precede it): keep
+            # nothing consumed, so the next run reads the head again instead of as data.
+            consumed_bytes = consumed_lines = 0
         return LedgerEntry(
             source=source.name,
             path=remote.path,
@@ -465,8 +473,8 @@ class _Run:
             mtime=snap.mtime,
             head_hash=None,
             head_len=0,
-            offset_bytes=snap.size if gz else outcome.resumed_from + reader.bytes_consumed,
-            lines_consumed=reader.line_no,
+            offset_bytes=consumed_bytes,
+            lines_consumed=consumed_lines,
             rows_loaded=total_rows,
             rows_rejected=prior_rejects + counts.rows_rejected,
             status=store.REJECTED if all_rejected else store.LOADED,

@@ -53,6 +53,9 @@ def failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+NUL_REASON = "NUL character (PostgreSQL text cannot hold it)"
+
+
 @dataclass
 class FileIdentity:
     source: str
@@ -191,6 +194,9 @@ class FileLoader:
             if not item.text.strip():
                 continue  # blank lines are neither rows nor rejects
             self.counts.lines_read += 1
+            if "\x00" in item.text:
+                self._reject(item.line_no, item.raw, NUL_REASON)
+                continue
             try:
                 records.append((item.line_no, item.raw, self._parse(item.text)))
             except RejectedLine as exc:
@@ -252,12 +258,12 @@ class FileLoader:
         columns: Sequence[str],
         records: Sequence[tuple[int, bytes, object]],
         rows: Sequence[Sequence[str | None]],
-    ) -> tuple[list[str], list[tuple[int, bytes, str]], set[str]]:
+    ) -> tuple[list[tuple[int, bytes, str]], list[tuple[int, bytes, str]], set[str]]:
         converters: list[Converter] = [
             converter_for(self.columns[c], self.fmt.decimal) for c in columns
         ]
         nulls, suffix, escapes = self.nulls, self._suffix, _ESCAPES
-        out: list[str] = []
+        out: list[tuple[int, bytes, str]] = []
         bad: list[tuple[int, bytes, str]] = []
         widen: set[str] = set()
         for (line_no, raw, _), values in zip(records, rows, strict=True):
@@ -274,7 +280,7 @@ class FileLoader:
                     widen.add(columns[index])
                 bad.append((line_no, raw, f"column {columns[index]!r}: {exc}"))
                 continue
-            out.append("\t".join(cells) + f"\t{line_no}{suffix}")
+            out.append((line_no, raw, "\t".join(cells) + f"\t{line_no}{suffix}"))
         return out, bad, widen
 
     def _widens(self, column: str, value: str | None) -> bool:
@@ -286,7 +292,24 @@ class FileLoader:
             return False
         return True
 
-    def _copy(self, columns: Sequence[str], out: list[str]) -> None:
+    def _copy(self, columns: Sequence[str], lines: list[tuple[int, bytes, str]]) -> None:
+        """COPY the lines in a savepoint; lines PostgreSQL refuses (a value our checks let
+        through) become rejects, found by halving, and the others load."""
+        try:
+            with self.cur.connection.transaction():
+                self._copy_text(columns, [text for _, _, text in lines])
+            return
+        except psycopg.DataError as exc:
+            if len(lines) == 1:
+                line_no, raw, _ = lines[0]
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self._reject(line_no, raw, f"refused by PostgreSQL: {reason}")
+                return
+        middle = len(lines) // 2
+        self._copy(columns, lines[:middle])
+        self._copy(columns, lines[middle:])
+
+    def _copy_text(self, columns: Sequence[str], out: list[str]) -> None:
         statement = copy_statement(
             ident(self.schema, self.table),
             [*columns, "_line_number", "_source_file", "_file_version", "_file_mtime", "_run_id"],
@@ -410,6 +433,8 @@ class _FastCopy:
         if pg_encoding is None or len(fmt.delimiter) != 1 or fmt.delimiter in '"\r\n\\':
             return False
         if not fmt.delimiter.isascii() or len(fmt.columns) < 2:
+            return False
+        if "" not in loader.nulls:  # COPY's NULL '' would make empty fields NULL: not wanted
             return False
         return _FastCopy(loader, pg_encoding)
 

@@ -68,12 +68,23 @@ def float_converter(decimal: str) -> Converter:
 
 
 def to_bool(value: str) -> str:
+    """What PostgreSQL's boolean input accepts (so the COPY fast path and the line path agree):
+    1/0 and any unambiguous prefix of true/false/yes/no/on/off."""
     word = value.strip().lower()
-    if word in _TRUE:
+    if word == "1" or word in _TRUE or _is_prefix(word, ("true", "yes"), ("on",)):
         return "t"
-    if word in _FALSE:
+    if word == "0" or word in _FALSE or _is_prefix(word, ("false", "no"), ("off",)):
         return "f"
     raise BadValue(f"not a boolean: {value[:40]!r}")
+
+
+def _is_prefix(word: str, one_letter_ok: tuple[str, ...], two_letters: tuple[str, ...]) -> bool:
+    """`o` is ambiguous (on/off), so those two need at least two letters, as in PostgreSQL."""
+    if not word:
+        return False
+    return any(w.startswith(word) for w in one_letter_ok) or (
+        len(word) >= 2 and any(w.startswith(word) for w in two_letters)
+    )
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -66,10 +66,6 @@ def test_duplicate_multibyte_header_names_fail_one_file_not_the_source(
     assert len([c for c in column_types(pg_conn, source) if c.startswith("温")]) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a partial preamble/header is committed as consumed; read as data next run",
-)
 def test_preamble_seen_in_part_is_read_again_once_complete(
     server, pg_resource, pg_conn, make_source
 ):
@@ -85,10 +81,6 @@ def test_preamble_seen_in_part_is_read_again_once_complete(
     assert rejects(pg_conn, source) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a value PostgreSQL refuses in the line-by-line COPY fails the whole file",
-)
 @pytest.mark.parametrize(
     ("bad_line", "reason"),
     [
@@ -110,9 +102,6 @@ def test_a_value_postgres_refuses_rejects_one_line_not_the_file(
     assert reason in why
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: fast path and line path disagree on 1/0 booleans and empty fields"
-)
 def test_fast_and_line_paths_agree_on_booleans_and_empty_fields(
     server, pg_resource, pg_conn, make_source
 ):
