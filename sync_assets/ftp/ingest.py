@@ -8,6 +8,7 @@ row; after the commit, delete the remote file if asked to and it is still unchan
 
 from __future__ import annotations
 
+import dataclasses
 import ftplib
 import gzip
 import hashlib
@@ -358,11 +359,33 @@ class _Run:
             return FileOutcome(
                 remote.path, "loaded", entry.version, resumed_from=entry.offset_bytes
             )
+        outcome = FileOutcome(remote.path, "loaded", entry.version + 1, replaced=True)
+        if not _may_be_same_compressed_file(entry, snap):
+            self._warn_replaced(outcome)  # else decided once its bytes are hashed (_load)
+        return outcome
+
+    def _warn_replaced(self, outcome: FileOutcome) -> None:
         self.log.warning(
-            f"{remote.path}: replaced (shrank or its first bytes changed): "
-            f"loading it as version {entry.version + 1}"
+            f"{outcome.path}: replaced (shrank or its first bytes changed): "
+            f"loading it as version {outcome.version}"
         )
-        return FileOutcome(remote.path, "loaded", entry.version + 1, replaced=True)
+
+    def _touched_only(
+        self, outcome: FileOutcome, entry: LedgerEntry | None, snap: Snapshot, digest: str
+    ) -> bool:
+        """A compressed file re-uploaded or touched with the very same bytes: nothing to load
+        (a .gz cannot resume, so without this its lines would load a second time)."""
+        if not (outcome.replaced and entry and _may_be_same_compressed_file(entry, snap)):
+            return False
+        if entry.head_hash != digest:
+            self._warn_replaced(outcome)
+            return False
+        touched = dataclasses.replace(entry, mtime=snap.mtime)
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            store.save_entry(cur, touched, self.report.run_id)
+        self.ledger[outcome.path] = touched
+        self.log.info(f"{outcome.path}: same compressed bytes, new mtime: nothing to load")
+        return True
 
     def _head_unchanged(self, path: str, entry: LedgerEntry) -> bool:
         try:
@@ -385,11 +408,17 @@ class _Run:
             head = tmp.read(HEAD_BYTES) if start == 0 else b""
             tmp.seek(0)
             gz = start == 0 and is_gzip(remote.path, head)
+            # A .gz never resumes: its ledger hash covers every compressed byte (head_len =
+            # size), so a touched or re-uploaded identical file is recognised, not reloaded.
+            head_hash, head_len = (_file_digest(tmp), got) if gz else (_digest(head), len(head))
+            if gz and self._touched_only(outcome, entry, snap, head_hash):
+                return FileOutcome(remote.path, "unchanged", outcome.version - 1)
+            tmp.seek(0)
             with self.conn.transaction(), self.conn.cursor() as cur:
                 stream: IO[bytes] = gzip.GzipFile(fileobj=tmp, mode="rb") if gz else tmp
                 new_entry = self._stream_into_table(cur, remote, snap, outcome, stream, resumed, gz)
-                new_entry.head_hash = resumed.head_hash if resumed else _digest(head)
-                new_entry.head_len = resumed.head_len if resumed else len(head)
+                new_entry.head_hash = resumed.head_hash if resumed else head_hash
+                new_entry.head_len = resumed.head_len if resumed else head_len
                 store.save_entry(cur, new_entry, self.report.run_id)
         self.ledger[remote.path] = new_entry
         failpoint("after_commit")
@@ -626,3 +655,14 @@ def _decode_header(raw: bytes, encoding: str) -> str:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(handle: IO[bytes]) -> str:
+    handle.seek(0)
+    return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _may_be_same_compressed_file(entry: LedgerEntry, snap: Snapshot) -> bool:
+    """Whether the ledger holds a whole-file hash of a .gz of exactly this size."""
+    compressed = entry.format is not None and FileFormat.from_json(entry.format).compressed
+    return compressed and entry.status == store.LOADED and entry.head_len == snap.size

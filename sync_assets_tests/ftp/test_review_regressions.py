@@ -5,6 +5,7 @@ Real pyftpdlib server (MLSD) and the real PostgreSQL, through `ingest_source`.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import resource
@@ -14,7 +15,14 @@ import pytest
 
 from sync_assets.ftp.ingest import ingest_source
 from sync_assets_tests.conftest import make_ftp_resource
-from sync_assets_tests.ftp.conftest import column_types, ledger, rejects, rows, write_file
+from sync_assets_tests.ftp.conftest import (
+    column_types,
+    ledger,
+    rejects,
+    rows,
+    set_age,
+    write_file,
+)
 
 
 @pytest.fixture
@@ -145,3 +153,18 @@ def test_a_local_write_error_mid_download_never_doubles_bytes(
         f'SELECT count(*), count(DISTINCT v) FROM "{source.schema}"."{source.table_name}"'
     ).fetchone() == (lines, lines)
     assert rejects(pg_conn, source) == []
+
+
+def test_a_touched_gzip_file_is_not_loaded_twice(server, pg_resource, pg_conn, make_source):
+    body = b"ts,v\n" + b"".join(b"2026-01-01 00:00:00,%d\n" % i for i in range(50))
+    path = write_file(server.root, "day.csv.gz", gzip.compress(body, mtime=0))
+    source = make_source("touched")
+    _run(server, pg_resource, source)
+    set_age(path, 60)  # same bytes, new mtime (a re-upload of the same file)
+    report = _run(server, pg_resource, source)
+    assert report.files[0].status == "unchanged"
+    assert rows(pg_conn, source, "count(*), count(DISTINCT v)") == [(50, 50)]
+
+    write_file(server.root, "day.csv.gz", gzip.compress(body + b"2026-01-01 00:00:01,50\n"))
+    _run(server, pg_resource, source)  # really new bytes: a new version, loaded and reported
+    assert ledger(pg_conn, source)["/day.csv.gz"]["version"] == 2
