@@ -9,14 +9,13 @@ rejects and its ledger row are written in the same transaction.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 from psycopg import sql
 
-from sync_assets.core.locks import DDL_LOCK_NAME, lock_key
+from sync_assets.core.locks import ddl_transaction
 from sync_assets.core.pg import META_SCHEMA, ensure_schema, ident
 
 LEDGER = "ftp_ledger"
@@ -86,23 +85,11 @@ _LEDGER_COLUMNS = (
 )  # fmt: skip
 
 
-def _ddl_retrying(conn: psycopg.Connection, create: Callable[[psycopg.Cursor], None]) -> None:
-    """Run idempotent DDL; serialised by a transaction lock, and retried once because
-    `CREATE ... IF NOT EXISTS` can still collide with another process creating the same
-    object (e.g. the MySQL side creating `sync_meta` at the same moment)."""
-    for attempt in (1, 2):
-        try:
-            with conn.transaction(), conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(DDL_LOCK_NAME),))
-                create(cur)
-            return
-        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject) as exc:
-            if attempt == 2:
-                raise exc from None
-
-
 def ensure_meta_tables(conn: psycopg.Connection) -> None:
-    _ddl_retrying(conn, _create_meta_tables)
+    # Every bookkeeping DDL of both sides takes the one project-wide lock: no collision left
+    # to retry (CREATE ... IF NOT EXISTS is not safe against a concurrent creator otherwise).
+    with ddl_transaction(conn) as cur:
+        _create_meta_tables(cur)
 
 
 def _create_meta_tables(cur: psycopg.Cursor) -> None:
@@ -149,7 +136,8 @@ def _create_meta_tables(cur: psycopg.Cursor) -> None:
 
 
 def ensure_target_table(conn: psycopg.Connection, schema: str, table: str) -> None:
-    _ddl_retrying(conn, lambda cur: _create_target_table(cur, schema, table))
+    with ddl_transaction(conn) as cur:
+        _create_target_table(cur, schema, table)
 
 
 def line_sequence(table: str) -> str:
