@@ -127,6 +127,19 @@ class Report:
 
     # --- output ----------------------------------------------------------------------------
 
+    def _figures(self, row: Row) -> tuple[float, float, float, float, float, float, float | None]:
+        """wall s, rows/s, MB/s, CPU s, server CPU s, peak RSS MB, ratio to the floor."""
+        wall = row.wall
+        return (
+            wall,
+            row.rows / wall,
+            row.data_bytes / MB / wall,
+            row.median("cpu"),
+            row.median("server_cpu"),
+            row.median("peak_rss") / 2**20,
+            self.ratio(row),
+        )
+
     def table(self) -> str:
         header = (
             f"{'what':<46} {'wall s':>8} {'rows/s':>10} {'MB/s':>7} {'CPU s':>7} "
@@ -136,12 +149,10 @@ class Report:
         for row in self.rows.values():
             if not row.samples:
                 continue
-            wall = row.wall
-            ratio = self.ratio(row)
+            wall, rate, mb_s, cpu, server_cpu, rss_mb, ratio = self._figures(row)
             lines.append(
-                f"{row.label:<46} {wall:>8.2f} {row.rows / wall:>10,.0f} "
-                f"{row.data_bytes / MB / wall:>7.1f} {row.median('cpu'):>7.2f} "
-                f"{row.median('server_cpu'):>7.2f} {row.median('peak_rss') / 2**20:>8.0f} "
+                f"{row.label:<46} {wall:>8.2f} {rate:>10,.0f} {mb_s:>7.1f} {cpu:>7.2f} "
+                f"{server_cpu:>7.2f} {rss_mb:>8.0f} "
                 f"{'' if ratio is None else f'{ratio:.2f}':>8} {row.median('load_before'):>5.1f}"
                 f"  {row.floor or ''}"
             )
@@ -156,13 +167,11 @@ class Report:
         for row in self.rows.values():
             if not row.samples:
                 continue
-            wall, ratio = row.wall, self.ratio(row)
+            wall, rate, mb_s, cpu, server_cpu, rss_mb, ratio = self._figures(row)
             floor = self.rows[row.floor].label if ratio is not None and row.floor else ""
-            label = _md_cell(row.label)
             lines.append(
-                f"| {label} | {wall:.2f} | {row.rows / wall:,.0f} | "
-                f"{row.data_bytes / MB / wall:.1f} | {row.median('cpu'):.2f} | "
-                f"{row.median('server_cpu'):.2f} | {row.median('peak_rss') / 2**20:.0f} | "
+                f"| {_md_cell(row.label)} | {wall:.2f} | {rate:,.0f} | {mb_s:.1f} | {cpu:.2f} | "
+                f"{server_cpu:.2f} | {rss_mb:.0f} | "
                 f"{'' if ratio is None else f'{ratio:.2f} ({_md_cell(floor)})'} |"
             )
         return "\n".join(lines)
