@@ -19,6 +19,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,10 @@ INTEGER_CURSORS = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint
 
 class DeleteGuardError(RuntimeError):
     """The source would wipe out (a large share of) the copy; nothing was written."""
+
+
+class _BooleanGuessError(Exception):
+    """A TINYINT(1) column created as BOOLEAN without scanning the table holds another value."""
 
 
 class _FullRefreshNeededError(Exception):
@@ -121,17 +126,15 @@ class _Snapshot:
 
     job: _Job
     my: pymysql.Connection
-    row_count: int
     upper: str | None  # MAX(cursor) in the snapshot, as MySQL prints it: the read's bound
     watermark: str | None  # what the next run starts from: the upper bound, but never later
     # than the snapshot's NOW(), so a row stamped in the future cannot hide the rows after it
     _not_boolean: set[str] | None = None
 
-    def not_boolean(self) -> set[str]:
-        """TINYINT(1) columns holding values other than 0/1 (a full scan: asked only when a
-        full refresh decides the column types; incremental runs check the staged rows)."""
+    def not_boolean(self, names: list[str]) -> set[str]:
+        """Which of the TINYINT(1) columns `names` hold values other than 0/1 (a full scan:
+        asked only when a full refresh cannot guess; incremental runs check the staged rows)."""
         if self._not_boolean is None:
-            names = [c.name for c in self.job.source.columns if c.bool_candidate]
             self._not_boolean = set()
             if names:
                 sums = ", ".join(f"COALESCE(SUM({mq(n)} NOT IN (0, 1)), 0)" for n in names)
@@ -149,6 +152,7 @@ class _Plan:
     mappings: list[ColumnMapping]
     widened: list[ColumnMapping] = field(default_factory=list)
     dropped: dict[str, str] = field(default_factory=dict)  # kept target columns → their type
+    guessed: set[str] = field(default_factory=set)  # TINYINT(1) made BOOLEAN without a scan
 
 
 @dataclass
@@ -164,6 +168,7 @@ class _Job:
     cursor: str | None
     report: SyncReport
     log: Any
+    scan_booleans: bool = False  # set after a guessed BOOLEAN column met another value
 
     @property
     def target_ident(self) -> sql.Identifier:
@@ -201,12 +206,8 @@ def sync_table(
     with postgres.connection(autocommit=True) as lock_conn:
         ensure_bookkeeping(lock_conn, schema)
         with advisory_lock(lock_conn, f"mysql:{schema}.{target}", options.lock_wait_seconds):
-            try:
-                _attempt(job, mysql, postgres, force_full=None)
-            except _FullRefreshNeededError as exc:
-                log.info(f"{target}: switching to a full refresh: {exc.reason}")
-                job.report = report = SyncReport(options.name, schema, target)
-                _attempt(job, mysql, postgres, force_full=exc.reason)
+            _attempts(job, mysql, postgres)
+    report = job.report
     report.duration_seconds = time.monotonic() - started
     log.info(
         f"{target}: {report.mode} ({report.reason}); read {report.rows_read} rows,"
@@ -214,6 +215,31 @@ def sync_table(
         f" {report.row_count} rows now, {report.duration_seconds:.2f}s"
     )
     return report
+
+
+def _attempts(job: _Job, mysql: Any, postgres: Any) -> None:
+    """Sync, starting over (a new snapshot; the failed attempt wrote nothing) when a run finds
+    it must be a full refresh, or that a column guessed BOOLEAN holds another value. Each can
+    happen once, so there are at most three attempts."""
+    force_full: str | None = None
+    restarts: list[str] = []
+    for _ in range(3):
+        try:
+            _attempt(job, mysql, postgres, force_full)
+            job.report.notes.extend(restarts)
+            return
+        except _FullRefreshNeededError as exc:
+            force_full = exc.reason
+            restarts.append(f"started over as a full refresh: {exc.reason}")
+        except _BooleanGuessError:
+            job.scan_booleans = True
+            restarts.append(
+                "started over: a TINYINT(1) column created as boolean holds other values"
+                " (its type is now decided by a scan)"
+            )
+        job.log.info(f"{job.target}: {restarts[-1]}")
+        job.report = SyncReport(job.source.name, job.schema, job.target)
+    raise RuntimeError(f"{job.target}: no attempt completed")  # unreachable, see above
 
 
 def _cursor_column(source: SourceTable, options: config.TableOptions) -> str | None:
@@ -248,10 +274,9 @@ def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> No
         report = job.report
         report.mode, report.reason = plan.mode, plan.reason
         job.log.info(
-            f"{job.target}: {plan.mode} ({plan.reason}); {snap.row_count} rows in MySQL,"
+            f"{job.target}: {plan.mode} ({plan.reason});"
             f" watermark {state.watermark if state else None} → {snap.watermark}"
         )
-        report.source_row_count = snap.row_count
         report.previous_watermark = state.watermark if state else None
         report.watermark = snap.watermark
         report.primary_key = job.pk_targets
@@ -260,12 +285,9 @@ def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> No
         report.dropped_columns = sorted(plan.dropped)
         with report.timed("write_transaction"), pg.transaction():
             if plan.mode == "incremental":
-                # Counted after the upsert by the delete step, minus what it deleted.
                 report.row_count = _incremental(job, pg, my, plan, snap, state)
             else:
-                _full_refresh(job, pg, my, plan, existing, snap)
-                with report.timed("count"):
-                    report.row_count = _pg_count(pg, job.target_ident)
+                _full_refresh(job, pg, my, plan, existing)
             if job.options.verify_values:
                 with report.timed("verify"):
                     _verify_values(job, pg, my, plan)
@@ -280,28 +302,46 @@ def _attempt(job: _Job, mysql: Any, postgres: Any, force_full: str | None) -> No
         my.rollback()  # ends the read-only snapshot
 
 
+@contextmanager
+def _counting_source(job: _Job, my: pymysql.Connection) -> Iterator[Future[int]]:
+    """COUNT(*) of the source in the read snapshot, on the MySQL connection in a worker thread,
+    while PostgreSQL does its share (building keys, upserting, counting the target): the two
+    servers work at once. The caller must not use `my` until the future is done."""
+
+    def count() -> int:
+        with job.report.timed("source_count"), my.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {job.source_sql}")
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    with ThreadPoolExecutor(1, thread_name_prefix="mysql-count") as pool:
+        yield pool.submit(count)
+
+
 def _text(value: Any) -> str | None:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def _snapshot_facts(job: _Job, my: pymysql.Connection) -> _Snapshot:
-    """Row count and cursor maximum in the read snapshot (indexes serve both when present)."""
-    upper = watermark = future = "NULL"
-    if job.cursor:
-        col = next(c for c in job.source.columns if c.name == job.cursor)
-        upper = watermark = f"CAST(MAX({mq(col.name)}) AS CHAR)"
-        if col.data_type in TEMPORAL_CURSORS:
-            watermark = f"CAST(LEAST(MAX({mq(col.name)}), NOW(6)) AS CHAR)"
-            future = f"MAX({mq(col.name)}) > NOW(6)"
+    """The cursor's maximum in the read snapshot (an index lookup when the cursor is indexed);
+    the row count comes later, while PostgreSQL works (`_counting_source`)."""
+    if not job.cursor:
+        return _Snapshot(job, my, None, None)
+    col = next(c for c in job.source.columns if c.name == job.cursor)
+    upper = watermark = f"CAST(MAX({mq(col.name)}) AS CHAR)"
+    future = "NULL"
+    if col.data_type in TEMPORAL_CURSORS:
+        watermark = f"CAST(LEAST(MAX({mq(col.name)}), NOW(6)) AS CHAR)"
+        future = f"MAX({mq(col.name)}) > NOW(6)"
     with my.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*), {upper}, {watermark}, {future} FROM {job.source_sql}")
-        count, top, mark, in_future = cur.fetchone()
+        cur.execute(f"SELECT {upper}, {watermark}, {future} FROM {job.source_sql}")
+        top, mark, in_future = cur.fetchone()
     if in_future and int(in_future):
         job.report.notes.append(
             f"cursor values in the future (up to {_text(top)}): watermark held at the"
             " snapshot's time; those rows are re-read (not rewritten) until then"
         )
-    return _Snapshot(job, my, int(count), _text(top), _text(mark))
+    return _Snapshot(job, my, _text(top), _text(mark))
 
 
 def _mappings(job: _Job, as_boolean: set[str]) -> list[ColumnMapping]:
@@ -321,8 +361,11 @@ def _plan(
     kept = {t: ty for t, ty in existing.items() if t not in set(job.names.values())}
 
     def full(reason: str) -> _Plan:
-        fresh_bool = {c.name for c in job.source.columns if c.bool_candidate} - snap.not_boolean()
-        return _Plan("full_refresh", reason, _mappings(job, fresh_bool), dropped=kept)
+        guessed, scanned = _boolean_candidates(job, existing)
+        booleans = guessed | (scanned - snap.not_boolean(sorted(scanned)))
+        return _Plan(
+            "full_refresh", reason, _mappings(job, booleans), dropped=kept, guessed=guessed
+        )
 
     reason = _incremental_blocker(job, existing, state, force_full)
     if reason:
@@ -343,6 +386,20 @@ def _plan(
         if change == "widen":
             widened.append(m)
     return _Plan("incremental", "cursor and primary key", mappings, widened, kept)
+
+
+def _boolean_candidates(job: _Job, existing: dict[str, str]) -> tuple[set[str], set[str]]:
+    """The TINYINT(1) columns a full refresh makes BOOLEAN without reading the table (those
+    the copy does not hold as integers already), and those it scans first (the others).
+
+    Scanning every such column costs a pass over the table before the first row moves (0.5 s
+    for 1M rows). A guess is checked by PostgreSQL itself: COPY refuses any value other than
+    0/1 for a boolean, and the run then starts over with every candidate scanned."""
+    candidates = {c.name for c in job.source.columns if c.bool_candidate}
+    if job.scan_booleans:
+        return set(), candidates
+    integers = {n for n in candidates if existing.get(job.names[n], "boolean") != "boolean"}
+    return candidates - integers, integers
 
 
 def _incremental_blocker(
@@ -423,8 +480,8 @@ def _full_refresh(
     my: pymysql.Connection,
     plan: _Plan,
     existing: dict[str, str],
-    snap: _Snapshot,
 ) -> None:
+    """Load a staging table, swap it in for the old one (`existing`: its columns), count."""
     staging = ident(staging_schema(job.schema), job.target)
     columns = [(m.target, m.pg_type) for m in plan.mappings] + list(plan.dropped.items())
     pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
@@ -439,17 +496,27 @@ def _full_refresh(
     copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FREEZE)").format(
         staging, _column_list([m.target for m in plan.mappings])
     )
-    stats = _copy(job, my, pg, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql}",
-                  (), copy_stmt)  # fmt: skip
-    with job.report.timed("keys"):
-        _add_keys(job, pg, staging)
-        sync_enum_checks(pg, staging, plan.mappings)
+    try:
+        stats = _copy(job, my, pg, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql}",
+                      (), copy_stmt)  # fmt: skip
+    except psycopg.errors.InvalidTextRepresentation:
+        if plan.guessed:  # most likely a guessed boolean; if not, the next attempt says so
+            raise _BooleanGuessError from None
+        raise
+    with _counting_source(job, my) as source_count:
+        with job.report.timed("keys"):
+            _add_keys(job, pg, staging)
+            sync_enum_checks(pg, staging, plan.mappings)
+        if existing:
+            current = _pg_count(pg, job.target_ident)
+            _guard_deletes(job, current, stats.rows, max(current - stats.rows, 0))
+            job.report.rows_replaced = current
+            _carry_dropped(job, pg, staging, plan, existing)
+            _carry_grants(pg, job.target_ident, staging)
+        with job.report.timed("count"):
+            job.report.row_count = _pg_count(pg, staging)
+        job.report.source_row_count = source_count.result()
     if existing:
-        current = _pg_count(pg, job.target_ident)
-        _guard_deletes(job, current, stats.rows, max(current - stats.rows, 0))
-        job.report.rows_replaced = current
-        _carry_dropped(job, pg, staging, plan, existing)
-        _carry_grants(pg, job.target_ident, staging)
         # Readers of the old table hold the swap up; wait a bounded time, never forever.
         pg.execute(
             sql.SQL("SET LOCAL lock_timeout = {}").format(
@@ -672,24 +739,45 @@ def _incremental(
     copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
         stage, _column_list([m.target for m in plan.mappings])
     )
+    _prefer_rowid_ordered_reads(my)
     _copy(job, my, pg, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql} {where}",
           params, copy_stmt)  # fmt: skip
-    for m in plan.mappings:
-        if m.pg_type == "boolean":
-            bad = pg.execute(
-                sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} NOT IN (0, 1))").format(
-                    stage, ident(m.target)
-                )
-            ).fetchone()
-            if bad and bad[0]:
-                raise _FullRefreshNeededError(
-                    f"column {m.target!r} now holds values other than 0/1"
-                )
-    sync_enum_checks(pg, job.target_ident, plan.mappings)
-    with job.report.timed("upsert"):
-        _upsert(job, pg, plan, stage)
+    with _counting_source(job, my) as source_count:
+        _check_booleans(pg, plan, stage)
+        sync_enum_checks(pg, job.target_ident, plan.mappings)
+        with job.report.timed("upsert"):
+            _upsert(job, pg, plan, stage)
+        with job.report.timed("count"):
+            current = _pg_count(pg, job.target_ident)
+        job.report.source_row_count = source_count.result()
     with job.report.timed("deletes"):
-        return _delete_missing(job, pg, my, plan)
+        return _delete_missing(job, pg, my, plan, current)
+
+
+def _check_booleans(pg: psycopg.Connection, plan: _Plan, stage: sql.Identifier) -> None:
+    """A BOOLEAN copy of a TINYINT(1) column stays one only while MySQL holds just 0 and 1."""
+    for m in plan.mappings:
+        if m.pg_type != "boolean":
+            continue
+        bad = pg.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} NOT IN (0, 1))").format(
+                stage, ident(m.target)
+            )
+        ).fetchone()
+        if bad and bad[0]:
+            raise _FullRefreshNeededError(f"column {m.target!r} now holds values other than 0/1")
+
+
+def _prefer_rowid_ordered_reads(my: pymysql.Connection) -> None:
+    """Changed rows are found through the cursor column's index; fetched in index order, each
+    costs a random read of the table's clustered index. Multi-range read sorts their primary
+    keys first and reads the table's pages in order: 2-3x faster once the table outgrows the
+    buffer pool. Session-only and result-neutral; a server refusing the switch reads as before."""
+    try:
+        with my.cursor() as cur:
+            cur.execute("SET SESSION optimizer_switch = 'mrr=on,mrr_cost_based=off'")
+    except pymysql.MySQLError as exc:
+        logger.debug("multi-range read not available: %s", exc)
 
 
 def _upsert(job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifier) -> None:
@@ -724,11 +812,12 @@ def _upsert(job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifie
     )
 
 
-def _delete_missing(job: _Job, pg: psycopg.Connection, my: pymysql.Connection, plan: _Plan) -> int:
-    """Remove rows whose primary key MySQL no longer has (streamed key comparison); returns
-    the table's row count afterwards."""
+def _delete_missing(
+    job: _Job, pg: psycopg.Connection, my: pymysql.Connection, plan: _Plan, current: int
+) -> int:
+    """Remove rows whose primary key MySQL no longer has (streamed key comparison) from the
+    `current` rows; returns the table's row count afterwards."""
     mode = job.options.deletes
-    current = _pg_count(pg, job.target_ident)
     if mode == "off" or (mode == "auto" and current == job.report.source_row_count):
         return current
     pk = set(job.pk_targets)

@@ -98,8 +98,38 @@ def test_boolean_column_receiving_other_values_becomes_smallint(
     run_sql(src, "UPDATE items SET active = 2 WHERE id = 2")
     report = sync("items")
     assert report.mode == "full_refresh" and "other than 0/1" in report.reason
+    # The full refresh guessed boolean again (the copy had it so), COPY refused the 2, and the
+    # third attempt scanned the column: each restart wrote nothing and is named.
+    assert [n.split(":")[0] for n in report.notes] == [
+        "started over as a full refresh",
+        "started over",
+    ]
     assert _pg_types(pg_conn, target_schema)["active"] == "smallint"
     assert_same_table(src, pg_conn, target_schema, "items")
+
+
+def test_tinyint1_types_are_guessed_without_a_scan_and_checked_by_copy(
+    src: pymysql.Connection, pg_conn: psycopg.Connection, sync: SyncFn, target_schema: str
+) -> None:
+    run_sql(
+        src,
+        "CREATE TABLE flags (id INT PRIMARY KEY, yes_no TINYINT(1), level TINYINT(1) UNSIGNED)",
+        "INSERT INTO flags VALUES (1, 1, 0), (2, 0, 1), (3, NULL, 255), (4, 1, NULL)",
+    )
+    first = sync("flags", mode="full_refresh")
+    assert dict(first.columns) == {"id": "integer", "yes_no": "boolean", "level": "smallint"}
+    assert any("holds other values" in n for n in first.notes)  # the guess failed once
+    assert first.row_count == first.source_row_count == 4
+    assert_same_table(src, pg_conn, target_schema, "flags")
+    # The copy holds `level` as an integer now: the next full refresh scans that column first
+    # and guesses only `yes_no`, so it needs no second attempt.
+    again = sync("flags", mode="full_refresh")
+    assert dict(again.columns) == dict(first.columns) and again.notes == []
+    assert_same_table(src, pg_conn, target_schema, "flags")
+    # Once MySQL holds only 0/1 there, the scan lets `level` become boolean.
+    run_sql(src, "UPDATE flags SET level = 1 WHERE id = 3")
+    assert dict(sync("flags", mode="full_refresh").columns)["level"] == "boolean"
+    assert_same_table(src, pg_conn, target_schema, "flags")
 
 
 def test_enum_gains_a_value(

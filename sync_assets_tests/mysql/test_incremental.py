@@ -3,7 +3,9 @@ deletes; a run with no change writes nothing; the delete guard; the advisory loc
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -11,8 +13,9 @@ import pymysql
 import pytest
 
 from sync_assets.core.locks import LockBusyError, advisory_lock
+from sync_assets.mysql.config import TableOptions
 from sync_assets.mysql.definitions import VALUES_CHECK, build_mysql_defs
-from sync_assets.mysql.sync import DeleteGuardError
+from sync_assets.mysql.sync import DeleteGuardError, sync_table
 from sync_assets.resources import MySQLResource, PostgresResource
 from sync_assets_tests.mysql.conftest import SyncFn, assert_same_table, run_sql
 
@@ -191,3 +194,45 @@ def test_values_check_finds_what_an_incremental_run_cannot_see(
     assert not values.passed
     assert values.metadata["mismatched_rows"].value == 1
     assert values.metadata["sample_primary_keys"].value == "6"
+
+
+class _WritesDuringTheRun(logging.LoggerAdapter):
+    """The engine's log: when it announces its plan (the MySQL read snapshot is open, nothing is
+    read yet), another session commits new rows, as the legacy application would."""
+
+    def __init__(self, src: pymysql.Connection, statements: list[str]) -> None:
+        super().__init__(logging.getLogger(__name__), {})
+        self.src, self.statements = src, statements
+
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        if "watermark" in str(msg) and self.statements:
+            run_sql(self.src, self.statements.pop(0))
+        super().info(msg, *args, **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["full_refresh", "incremental"])
+def test_rows_committed_during_a_run_wait_for_the_next_one(
+    mode: str,
+    src: pymysql.Connection,
+    src_resource: MySQLResource,
+    pg_resource: PostgresResource,
+    pg_conn: psycopg.Connection,
+    sync: SyncFn,
+    target_schema: str,
+) -> None:
+    """The source is counted late (while PostgreSQL upserts), yet in the read snapshot: the
+    count, the rows and the watermark all describe the same instant."""
+    _seed(src)
+    sync("orders")
+    log = _WritesDuringTheRun(src, ["INSERT INTO orders (id, item, qty) VALUES (77, 'late', 1)"])
+    options = TableOptions(name="orders", mode=mode)
+    during = sync_table(src_resource, pg_resource, options, log=log, target_schema=target_schema)
+    assert not log.statements  # the insert happened inside the run
+    assert during.mode == mode
+    assert during.source_row_count == during.row_count == 10 and during.counts_match
+    assert pg_conn.execute(
+        f"SELECT count(*) FROM {target_schema}.orders WHERE id = 77"
+    ).fetchone() == (0,)
+    after = sync("orders")
+    assert after.row_count == after.source_row_count == 11
+    assert_same_table(src, pg_conn, target_schema, "orders")
