@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table())
     print("where the project's time goes (medians):\n" + report.details())
     print("checks:\n" + report.checks_text())
+    print("targets (issue 6, this run's medians):\n" + report.targets_text())
     path = report.write_json(opts.results_dir)
     log(f"results written to {path}")
     if not report.ok:

@@ -197,6 +197,61 @@ class Report:
                 lines.append(f"      {asset}: {said}")
         return "\n".join(lines)
 
+    def _extra(self, key: str, name: str) -> float | None:
+        row = self.rows.get(key)
+        if row is None:
+            return None
+        value = _median_of([m.extra for m in row.samples if m.extra], name)
+        return None if value != value else value  # NaN: not measured
+
+    def _wall(self, key: str) -> float | None:
+        row = self.rows.get(key)
+        return row.wall if row is not None and row.samples else None
+
+    def targets(self) -> list[dict[str, Any]]:
+        """Issue 6's targets, judged on this run's medians (a target whose rows were not
+        measured in this run is left out)."""
+        found: list[dict[str, Any]] = []
+
+        def judge(target: str, value: float | None, limit: float, text: str, less: bool = True):
+            if value is not None:
+                met = value <= limit if less else value >= limit
+                found.append({"target": target, "value": value, "limit": limit, "met": met,
+                              "measured": text.format(value=value)})  # fmt: skip
+
+        full, pipe = self._wall("full_sync"), self._wall("raw_pipe")
+        if full and pipe:
+            judge("full sync <= 1.8x the raw pipe", full / pipe, 1.8, "{value:.2f}x")
+            judge("full sync <= 1.3x the raw pipe (stretch)", full / pipe, 1.3, "{value:.2f}x")
+        incremental, idle = self._wall("incremental"), self._wall("no_change")
+        if incremental and full:
+            judge("incremental 1% <= 5% of the full sync, wall (Dagster start-up included)",
+                  incremental / full, 0.05, "{value:.1%}")  # fmt: skip
+        work_full, work_incr = (
+            self._extra(k, "step_seconds") for k in ("full_sync", "incremental")
+        )
+        if work_full and work_incr:
+            judge("incremental 1% <= 5% of the full sync, step work (start-up excluded)",
+                  work_incr / work_full, 0.05, "{value:.1%}")  # fmt: skip
+        if idle:
+            judge("no change: < 2 s of step work", self._extra("no_change", "step_seconds"), 2.0,
+                  "{value:.2f} s")  # fmt: skip
+        syncs = ("full_sync", "incremental", "no_change", "ftp_sync")
+        peaks = [self.rows[k].median("peak_rss") / 2**20 for k in syncs if self._wall(k)]
+        if peaks:
+            judge("peak RSS of a sync < 250 MB", max(peaks), 250, "{value:.0f} MB")
+        ftp, ftp_floor = self._wall("ftp_sync"), self._wall("ftp_floor")
+        if ftp and ftp_floor:
+            judge("FTP ingestion >= 50% of psql \\copy's throughput", ftp_floor / ftp, 0.5,
+                  "{value:.0%}", less=False)  # fmt: skip
+        return found
+
+    def targets_text(self) -> str:
+        return "\n".join(
+            f"  [{'met' if t['met'] else 'NOT MET'}] {t['target']}: {t['measured']}"
+            for t in self.targets()
+        )
+
     def checks_text(self) -> str:
         return "\n".join(
             f"  [{'ok' if c['ok'] else 'FAIL'}] {name}: {c['detail']}"
@@ -224,6 +279,7 @@ class Report:
             "rows": [r.to_json() for r in self.rows.values()],
             "ratios": {k: self.ratio(r) for k, r in self.rows.items() if r.floor},
             "checks": self.checks,
+            "targets": self.targets(),
             "ok": self.ok,
             "details": self.details(),
             "markdown": self.markdown(),
