@@ -43,6 +43,7 @@ from sync_assets.mysql.state import (
 )
 from sync_assets.mysql.stream import StreamStats, copy_query, raw_connection
 from sync_assets.mysql.types import (
+    INTEGER_TYPES,
     ColumnMapping,
     enum_values,
     map_column,
@@ -485,12 +486,14 @@ def _full_refresh(
     staging = ident(staging_schema(job.schema), job.target)
     columns = [(m.target, m.pg_type) for m in plan.mappings] + list(plan.dropped.items())
     pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
+    key_first = _key_grows_with_the_load(job)
     pg.execute(
-        sql.SQL("CREATE TABLE {} ({})").format(
+        sql.SQL("CREATE TABLE {} ({}{})").format(
             staging,
             sql.SQL(", ").join(
                 sql.SQL("{} {}").format(ident(name), sql.SQL(pg_type)) for name, pg_type in columns
             ),
+            _primary_key(job) if key_first else sql.SQL(""),
         )
     )
     copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FREEZE)").format(
@@ -505,7 +508,7 @@ def _full_refresh(
         raise
     with _counting_source(job, my) as source_count:
         with job.report.timed("keys"):
-            _add_keys(job, pg, staging)
+            _add_keys(job, pg, staging, with_primary=not key_first)
             sync_enum_checks(pg, staging, plan.mappings)
         if existing:
             current = _pg_count(pg, job.target_ident)
@@ -530,12 +533,32 @@ def _full_refresh(
         job.report.notes.append("no primary key in MySQL: full refresh every run")
 
 
-def _add_keys(job: _Job, pg: psycopg.Connection, staging: sql.Identifier) -> None:
-    """Recreate the primary key and unique keys (after the load: faster than during it).
+def _key_grows_with_the_load(job: _Job) -> bool:
+    """A single integer primary key arrives in ascending order (InnoDB reads a table in key
+    order; auto-increment keys are near-ascending elsewhere), so PostgreSQL appends each entry
+    at the index's right edge during COPY: cheaper than sorting and building it afterwards.
+    Other keys (text collated differently, composites) are built after the load."""
+    if len(job.source.primary_key) != 1:
+        return False
+    column = next(c for c in job.source.columns if c.name == job.source.primary_key[0])
+    return column.data_type in INTEGER_TYPES
+
+
+def _primary_key(job: _Job) -> sql.Composable:
+    """`, CONSTRAINT <t>_pkey PRIMARY KEY (...)` for CREATE TABLE."""
+    return sql.SQL(", CONSTRAINT {} PRIMARY KEY ({})").format(
+        ident(derived_name(job.target, "pkey")), _column_list(job.pk_targets)
+    )
+
+
+def _add_keys(
+    job: _Job, pg: psycopg.Connection, staging: sql.Identifier, with_primary: bool
+) -> None:
+    """Create the unique keys, and the primary key unless it was declared before the load.
 
     The indexes get their final names already: the staging schema holds nothing else, and the
     old table's indexes are gone from the target schema before the new table moves in."""
-    if job.pk_targets:
+    if job.pk_targets and with_primary:
         pg.execute(
             sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
                 staging, ident(derived_name(job.target, "pkey")), _column_list(job.pk_targets)
