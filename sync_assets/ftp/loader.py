@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -30,7 +31,8 @@ from sync_assets.ftp.types import (
 )
 
 FAILPOINT_ENV = "SYNC_ASSETS_FTP_FAILPOINT"
-WRITE_LINES = 2000
+# COPY data is handed to psycopg in pieces of this size (a failpoint between pieces).
+WRITE_BYTES = 1024 * 1024
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _copies_written = 0
 
@@ -78,10 +80,10 @@ class RawChunk:
 
     first_line: int
     raws: list[bytes]
-    # Computed ahead by FileLoader.prepare: (the fast path object that made it, the checked
-    # lines or None if the chunk is not for the fast path, the COPY data of the first piece);
-    # used only if that object is still the loader's current fast path.
-    prepared: tuple[object, list[bytes] | None, bytes | None] | None = None
+    # Computed ahead by FileLoader.prepare: (the fast path object that made it, the chunk's
+    # COPY data or None if the chunk is not for the fast path); used only if that object is
+    # still the loader's current fast path.
+    prepared: tuple[object, bytes | None] | None = None
 
 
 class _FastPathMismatchError(RuntimeError):
@@ -151,9 +153,7 @@ class FileLoader:
         widening), `_FastCopy.load` sees another owner and recomputes."""
         fast = self._fast
         if isinstance(fast, _FastCopy):
-            raws = fast.checked(chunk)
-            first = None if raws is None else fast.piece(raws, chunk.first_line, 0)
-            chunk.prepared = (fast, raws, first)
+            chunk.prepared = (fast, fast.copy_data(chunk))
 
     def _fast_path_possible(self, chunk: RawChunk) -> bool:
         if self.fmt.kind != "csv" or not self.fmt.columns:
@@ -378,8 +378,9 @@ class _FastCopy:
     """COPY a clean chunk as CSV straight into the typed table; PostgreSQL parses the values.
 
     Python only rewrites bytes, with whole-chunk C operations (no loop per line in the common
-    case): decimal commas → points in the double columns, NULL sentinels → empty (NULL), and
-    each line's number in front of it (C-level `map`/`join`, no Python statement per line).
+    case): decimal commas → points in the double columns (numpy finds each comma's field),
+    and each line's number in front of it (one `bytes %` for the chunk); a chunk with NULL
+    sentinels goes line by line (sentinels → empty, i.e. NULL).
     The provenance constant per file is not sent per line: the target's column defaults read
     it from transaction-local settings set right before each COPY (see store.SETTINGS).
     A chunk with quotes, blank lines or NULs is not attempted; a value or field count that
@@ -393,14 +394,22 @@ class _FastCopy:
         self.delimiter = fmt.delimiter.encode("ascii")
         self.width = len(fmt.columns)
         self.null_bytes = frozenset(v.encode(fmt.encoding) for v in loader.nulls if v)
+        # Cheap pre-filter of the fields that may be a sentinel: their length and first byte.
+        np = _numpy()
+        self.null_longest = max(map(len, self.null_bytes), default=0)
+        self.null_first = np.zeros(256, dtype=bool)
+        self.null_first[[v[0] for v in self.null_bytes]] = True
         self.double_indexes = [
             index
             for index, column in enumerate(fmt.columns)
             if fmt.decimal == "," and loader.columns.get(column) == "double precision"
         ]
-        # Each line starts with its number: `%d` formatted per line in C (bytes.__mod__
-        # through map).
-        self.head = b"%d" + self.delimiter.replace(b"%", b"%%")
+        if self.delimiter == b",":  # no field can hold a comma: nothing to rewrite
+            self.double_indexes = []
+        self.double_mask = np.zeros(self.width, dtype=bool)
+        self.double_mask[self.double_indexes] = True
+        # Each line is its number, the delimiter and the rewritten line (`%` escaped).
+        self.line_format = b"%d" + self.delimiter.replace(b"%", b"%%") + b"%b\n"
         ident_ = loader.identity
         mtime = ident_.mtime.isoformat() if ident_.mtime else ""
         self.settings = sql.SQL("SELECT {}").format(
@@ -438,31 +447,25 @@ class _FastCopy:
             return False
         return _FastCopy(loader, pg_encoding)
 
-    def checked(self, chunk: RawChunk) -> list[bytes] | None:
-        """The chunk's lines (CRs of CRLF dropped), or None when it is not for the fast path."""
-        raws = chunk.raws
-        joined = b"\n".join(raws)
-        if b"\r" in joined:  # CRLF files: drop the CRs (a stray CR elsewhere: no fast path)
-            joined = joined.replace(b"\r\n", b"\n").removesuffix(b"\r")
-            raws = joined.split(b"\n")
-        if b'"' in joined or b"\x00" in joined or b"\r" in joined or not all(raws):
-            return None  # quotes, NULs, CR or blank lines: the line-by-line path decides
-        return raws
-
-    def piece(self, raws: list[bytes], first_line: int, start: int) -> bytes | None:
-        """COPY data of the lines from `start` (WRITE_LINES of them); None: wrong field count."""
-        return self._numbered(self._rewrite(raws[start : start + WRITE_LINES]), first_line + start)
+    def copy_data(self, chunk: RawChunk) -> bytes | None:
+        """The chunk's COPY data, or None when it is not for the fast path (quotes, NULs, a
+        stray CR, or a line with the wrong field count, which includes blank lines)."""
+        data = b"\n".join(chunk.raws)
+        if b"\r" in data:  # CRLF files: drop the CRs (a stray CR elsewhere: no fast path)
+            data = data.replace(b"\r\n", b"\n").removesuffix(b"\r")
+        if b'"' in data or b"\x00" in data or b"\r" in data:
+            return None  # the line-by-line path decides
+        lines = self._rewrite(data + b"\n")
+        if lines is None:
+            return None
+        return self._numbered(lines, chunk.first_line)
 
     def load(self, chunk: RawChunk, ahead: Callable[[], None] | None = None) -> bool:
         prepared, chunk.prepared = chunk.prepared, None
-        if prepared and prepared[0] is self:
-            _, raws, first = prepared
-        else:
-            raws = self.checked(chunk)
-            first = None if raws is None else self.piece(raws, chunk.first_line, 0)
-        if raws is None:
+        data = prepared[1] if prepared and prepared[0] is self else self.copy_data(chunk)
+        if data is None:
             return False
-        lines = len(raws)  # CRLF → LF keeps the count
+        lines = len(chunk.raws)  # CRLF → LF keeps the count
         cur = self.loader.cur
         try:
             with cur.connection.transaction():  # a savepoint inside the file's transaction
@@ -470,12 +473,9 @@ class _FastCopy:
                 # the savepoint right before the COPY that reads it.
                 cur.execute(self.settings)
                 with cur.copy(self.statement) as copy:
-                    # Pieces let PostgreSQL parse one while we rewrite the next.
-                    for start in range(0, lines, WRITE_LINES):
-                        piece = first if start == 0 else self.piece(raws, chunk.first_line, start)
-                        if piece is None:
-                            raise _FastPathMismatchError("a line has the wrong field count")
-                        copy.write(piece)
+                    view = memoryview(data)
+                    for start in range(0, len(data), WRITE_BYTES):
+                        copy.write(view[start : start + WRITE_BYTES])
                         failpoint("mid_copy")
                     if ahead is not None:  # next chunk, while PostgreSQL absorbs this one
                         ahead()
@@ -486,42 +486,84 @@ class _FastCopy:
         self.loader.counts.rows_loaded += lines
         return True
 
-    def _numbered(self, lines: list[bytes] | None, first: int) -> bytes | None:
+    def _numbered(self, lines: list[bytes], first: int) -> bytes:
         """COPY lines: each line's number (first, first+1, ...), then its rewritten fields.
 
         The numbers are sent rather than drawn from a sequence by PostgreSQL: `nextval()` per
         row (a volatile default, which also turns off COPY's batched inserts) cost the server
-        more than typing all the values of the row.
+        more than typing all the values of the row. One `bytes %` over the whole chunk formats
+        them in C: no Python object per line beyond the line itself and its number.
         """
-        if lines is None:
-            return None
-        heads = map(self.head.__mod__, range(first, first + len(lines)))
-        return b"\n".join(map(b"".join, zip(heads, lines, strict=True))) + b"\n"
+        count = len(lines)
+        values: list[int | bytes] = [0] * (2 * count)
+        values[0::2] = range(first, first + count)
+        values[1::2] = lines
+        return (self.line_format * count) % tuple(values)
 
-    def _rewrite(self, raws: list[bytes]) -> list[bytes] | None:
-        """The rewritten lines (no newline), or None if the field count is wrong somewhere."""
-        delim, width = self.delimiter, self.width
-        step = width - 1
-        # All fields of all lines in one list: field j (0 < j < width-1) of line i sits at
-        # i*step + j; the first and last fields of neighbouring lines share one element.
-        flat = b"\n".join(raws).split(delim)
-        if len(flat) != step * len(raws) + 1:
+    def _rewrite(self, data: bytes) -> list[bytes] | None:
+        """The chunk's lines with decimal commas → points in the double columns; None if some
+        line has the wrong field count. `data` is the lines, each ending with a newline.
+
+        Whole-chunk array operations find where each line's fields are (no Python work per
+        field); chunks with NULL sentinels (`-`, `NaN`, ...) go line by line.
+        """
+        np = _numpy()
+        codes = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(codes == NEWLINE)
+        delims = np.flatnonzero(codes == self.delimiter[0])
+        count, step = len(ends), self.width - 1
+        if len(delims) != count * step:
             return None
-        edges = b"\n".join(flat[::step]).split(b"\n")
-        if not (self.null_bytes.isdisjoint(flat) and self.null_bytes.isdisjoint(edges)):
-            return self._rewrite_lines(raws)
-        for index in self.double_indexes:
-            if index in (0, step):
-                return self._rewrite_lines(raws)
-            # One C-level replace over the whole column (no NUL in the data: checked).
-            column = b"\x00".join(flat[index::step]).replace(b",", b".")
-            flat[index::step] = column.split(b"\x00")
-        # If some line had a wrong field count, the positions above were off, but COPY then
-        # refuses that line's field count and the whole chunk is redone line by line.
-        return delim.join(flat).split(b"\n")
+        # Field ends in order: line i's delimiters, then its newline (if the counts fit).
+        stops = np.empty((count, self.width), dtype=np.int64)
+        stops[:, :step] = delims.reshape(count, step)
+        stops[:, step] = ends
+        stops = stops.ravel()
+        starts = np.empty_like(stops)
+        starts[0], starts[1:] = 0, stops[:-1] + 1
+        if (starts > stops).any():  # a line with too many delimiters, another too few
+            return None
+        if self._has_null_sentinel(data, codes, starts, stops):
+            return self._rewrite_lines(data.split(b"\n")[:-1])
+        if self.double_indexes:
+            data = self._points(data, codes, stops)
+        lines = data.split(b"\n")
+        lines.pop()  # the empty string after the last newline
+        return lines
+
+    def _has_null_sentinel(self, data: bytes, codes: Any, starts: Any, stops: Any) -> bool:
+        """Whether some field is exactly a NULL sentinel (other than the empty string, which
+        COPY's `NULL ''` already makes NULL). Candidates by length and first byte first."""
+        if not self.null_bytes:
+            return False
+        np = _numpy()
+        lengths = stops - starts
+        maybe = (lengths > 0) & (lengths <= self.null_longest) & self.null_first[codes[starts]]
+        candidates = np.flatnonzero(maybe)
+        nulls = self.null_bytes
+        return any(
+            data[a:b] in nulls
+            for a, b in zip(starts[candidates].tolist(), stops[candidates].tolist(), strict=True)
+        )
+
+    def _points(self, data: bytes, codes: Any, stops: Any) -> bytes:
+        """Decimal commas → points, only in the double columns: a comma's field is the
+        number of field ends before it, modulo the width (every line has `width` fields)."""
+        np = _numpy()
+        commas = np.flatnonzero(codes == COMMA)
+        if not len(commas):
+            return data
+        wanted = self.double_mask[np.searchsorted(stops, commas) % self.width]
+        if wanted.all():
+            return data.replace(b",", b".")  # one C-level pass, the common case
+        if not wanted.any():
+            return data
+        buffer = bytearray(data)
+        np.frombuffer(buffer, dtype=np.uint8)[commas[wanted]] = ord(".")
+        return bytes(buffer)
 
     def _rewrite_lines(self, raws: list[bytes]) -> list[bytes] | None:
-        """Line by line (sentinels present, or a double column first/last)."""
+        """Line by line (NULL sentinels present): sentinels → empty, decimal commas → points."""
         delim, width = self.delimiter, self.width
         doubles, nulls = self.double_indexes, self.null_bytes
         out = []
@@ -535,6 +577,21 @@ class _FastCopy:
                 fields = [b"" if f in nulls else f for f in fields]
             out.append(delim.join(fields))
         return out
+
+
+NEWLINE = ord("\n")
+COMMA = ord(",")
+_np: Any = None
+
+
+def _numpy() -> Any:
+    """numpy, imported on first use (a pandas dependency; not needed to load definitions)."""
+    global _np
+    if _np is None:
+        import numpy
+
+        _np = numpy
+    return _np
 
 
 def decode_chunk(raws: list[bytes], first: int, encoding: str) -> list[ChunkLine]:
