@@ -54,6 +54,9 @@ class SourceConfig:
     retries: int = 4
     retry_backoff_seconds: float = 1.0
     chunk_lines: int = 20_000
+    # Files loaded at once, each with its own PostgreSQL connection, FTP session and
+    # transaction (1: one after another).
+    parallel_files: int = 2
     # How long a run waits for another run of the same source before refusing.
     lock_wait_seconds: float = 30.0
     options: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -110,7 +113,7 @@ def parse_source(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> So
         "directory", "recursive", "include", "exclude", "format", "delimiter", "encoding",
         "decimal", "skip_lines", "header", "null_values", "regex", "timezone", "table",
         "min_age_seconds", "stable_seconds", "final_line_seconds", "retries",
-        "retry_backoff_seconds", "chunk_lines",
+        "retry_backoff_seconds", "chunk_lines", "parallel_files",
     }  # fmt: skip
     unknown = sorted(set(merged) - known)
     if unknown:
@@ -155,6 +158,7 @@ def parse_source(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> So
         retries=int(_number(merged, "retries", 4)),
         retry_backoff_seconds=_number(merged, "retry_backoff_seconds", 1.0),
         chunk_lines=max(1, int(_number(merged, "chunk_lines", 20_000))),
+        parallel_files=max(1, int(_number(merged, "parallel_files", 2))),
     )
 
 

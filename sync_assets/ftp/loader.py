@@ -21,6 +21,7 @@ from psycopg import sql
 from sync_assets.core.pg import COPY_NULL, copy_line, copy_statement, ident
 from sync_assets.ftp import store
 from sync_assets.ftp.formats import FileFormat, LineParser, RejectedLine
+from sync_assets.ftp.parallel import NeedsSchemaChangeError
 from sync_assets.ftp.types import (
     BIGINT,
     BadValue,
@@ -109,8 +110,13 @@ class FileLoader:
         fmt: FileFormat,
         identity: FileIdentity,
         null_values: Iterable[str],
+        ddl_allowed: bool = True,
     ) -> None:
         self.cur = cur
+        # False while other files load in parallel transactions: a needed column change
+        # raises NeedsSchemaChangeError (the caller redoes the file alone) instead of taking
+        # a table lock the other transactions would wait for, and they for it.
+        self.ddl_allowed = ddl_allowed
         self.schema = schema
         self.table = table
         self.fmt = fmt
@@ -233,6 +239,7 @@ class FileLoader:
             if not widen:
                 break
             for column in widen:
+                self._check_ddl_allowed()
                 store.widen_to_double(self.cur, self.schema, self.table, column)
                 self.columns[column] = "double precision"
             self._fast = None  # column types changed: rebuild the fast path's rewrites
@@ -248,10 +255,15 @@ class FileLoader:
                 continue
             sample = (r[index] for r in rows if r[index] is not None and r[index] not in self.nulls)
             pg_type = infer_type(sample, self.fmt.decimal)
+            self._check_ddl_allowed()
             store.add_column(self.cur, self.schema, self.table, column, pg_type)
             self.columns[column] = pg_type
             self._fast = None  # new column types: rebuild the fast path's rewrites
             self.counts.new_columns.append(column)
+
+    def _check_ddl_allowed(self) -> None:
+        if not self.ddl_allowed:
+            raise NeedsSchemaChangeError(f"{self.identity.path} changes the table's columns")
 
     def _convert(
         self,

@@ -1,0 +1,559 @@
+"""One remote file, start to end: download, load in one transaction, delete after commit.
+
+A `FileWorker` owns one PostgreSQL connection and one FTP session; a run has a few of them
+loading files side by side (`parallel_files`), each file in its own transaction. What they
+share is a `RunContext`: the ledger, the stable-file looks, the schema gate, the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ftplib
+import gzip
+import hashlib
+import logging
+import tempfile
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from sync_assets.ftp import store
+from sync_assets.ftp.client import FTPClient, ShortTransferError
+from sync_assets.ftp.config import SourceConfig
+from sync_assets.ftp.formats import (
+    SAMPLE_BYTES,
+    FileFormat,
+    UnparsableFileError,
+    detect_format,
+    header_columns,
+    is_gzip,
+)
+from sync_assets.ftp.listing import RemoteFile
+from sync_assets.ftp.loader import FileIdentity, FileLoader, RawChunk, failpoint
+from sync_assets.ftp.parallel import (
+    NeedsSchemaChangeError,
+    RunStoppedError,
+    SchemaGate,
+    Snapshot,
+    StableLooks,
+)
+from sync_assets.ftp.report import FileOutcome, IngestReport
+from sync_assets.ftp.store import LedgerEntry
+from sync_assets.ftp.types import parse_timestamp
+from sync_assets.resources import SourceUnavailableError
+
+HEAD_BYTES = 1024
+BLOCK_BYTES = 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+class FileChangedError(RuntimeError):
+    """The file changed while we read it: it is left for the next run."""
+
+
+class _NotConfirmedError(RuntimeError):
+    """The second look did not confirm what was read: nothing of the file is written."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass
+class RunContext:
+    """What the workers of one run share (the ledger dict: each path has one worker)."""
+
+    source: SourceConfig
+    report: IngestReport
+    log: logging.Logger
+    delete_after: bool
+    ledger: dict[str, LedgerEntry]
+    looks: StableLooks
+    gate: SchemaGate
+    stop: threading.Event = field(default_factory=threading.Event)
+    newest: list[datetime] = field(default_factory=list)
+    _newest_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+    def note_newest(self, stamps: list[datetime]) -> None:
+        if stamps:
+            with self._newest_lock:
+                self.newest = [max([*self.newest, *stamps])]
+
+    def fully_consumed(self, path: str) -> bool:
+        """Committed with every byte consumed (no partial last line waiting)."""
+        entry = self.ledger.get(path)
+        return (
+            self.delete_after
+            and entry is not None
+            and entry.status == store.LOADED
+            and entry.offset_bytes >= entry.size
+        )
+
+
+class FileWorker:
+    """Loads files with its own connection and FTP session (one file at a time)."""
+
+    def __init__(self, ctx: RunContext, conn: psycopg.Connection, client: FTPClient) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.client = client
+        self.source = ctx.source
+        self.log = ctx.log
+
+    def process(self, index: int, remote: RemoteFile, exclusive: bool = False) -> FileOutcome:
+        """Load one file (the `index`-th of the run), then delete it if asked to;
+        `exclusive`: in the schema gate's exclusive mode from the start."""
+        looks = self.ctx.looks
+        snap = looks.early(remote.path)
+        if snap is None:
+            verdict = looks.verdict(remote.path)
+            if isinstance(verdict, str):
+                return FileOutcome(remote.path, verdict)
+            snap = verdict
+        outcome = self._ingest(index, remote, snap, exclusive)
+        # Whatever happened, the second look has the last word (nothing was written if it
+        # did not confirm the file, see _confirm).
+        why = looks.confirm(remote.path, snap)
+        if why is not None:
+            return FileOutcome(remote.path, why)
+        if outcome.status in ("loaded", "unchanged") and self.ctx.fully_consumed(remote.path):
+            outcome.deleted = self.delete(remote.path)
+        return outcome
+
+    def _confirm(self, path: str, snap: Snapshot) -> None:
+        """Before anything of a file is written: the second look must confirm `snap`."""
+        why = self.ctx.looks.confirm(path, snap)
+        if why is not None:
+            raise _NotConfirmedError(why)
+
+    # --- one file -----------------------------------------------------------------------
+
+    def _ingest(
+        self, index: int, remote: RemoteFile, snap: Snapshot, exclusive: bool
+    ) -> FileOutcome:
+        entry = self.ctx.ledger.get(remote.path)
+        known = entry is not None and entry.status not in (store.DELETED, store.FAILED)
+        same = known and entry and (snap.size, snap.mtime) == (entry.size, entry.mtime)
+        if same and entry and not tail_due(entry, self.source.final_line_seconds):
+            return FileOutcome(remote.path, "unchanged", entry.version)
+        try:
+            return self._load(index, remote, snap, entry, exclusive)
+        except _NotConfirmedError as exc:
+            return FileOutcome(remote.path, exc.status)
+        except FileChangedError as exc:
+            return FileOutcome(remote.path, "unstable", error=str(exc))
+        except ftplib.error_perm as exc:  # gone or not readable since the listing: next run
+            reason = self.client.resource.redact(str(exc))
+            if self.ctx.looks.confirm(remote.path, snap) is None:
+                self.log.warning(f"{remote.path}: cannot be read now ({reason}); skipped")
+            return FileOutcome(remote.path, "unreadable", error=reason)
+        except (
+            UnparsableFileError,
+            OSError,
+            EOFError,
+            zlib.error,
+            UnicodeError,
+            psycopg.DataError,
+        ) as exc:
+            if isinstance(exc, ConnectionError | TimeoutError):
+                raise
+            try:
+                return self._record_failure(remote, snap, entry, exc)
+            except _NotConfirmedError as not_confirmed:
+                return FileOutcome(remote.path, not_confirmed.status)
+
+    def _plan(self, remote: RemoteFile, snap: Snapshot, entry: LedgerEntry | None) -> FileOutcome:
+        """Resume (same version, from the stored offset) or start a version from byte 0."""
+        if entry is None:
+            return FileOutcome(remote.path, "loaded", 1)
+        if entry.status == store.DELETED:
+            return FileOutcome(remote.path, "loaded", entry.version + 1)
+        if entry.offset_bytes == 0 and entry.rows_loaded + entry.rows_rejected == 0:
+            return FileOutcome(remote.path, "loaded", entry.version)
+        can_resume = (
+            entry.status in (store.LOADED, store.REJECTED, store.FAILED)
+            and entry.format is not None
+            and not FileFormat.from_json(entry.format).compressed
+            and snap.size >= entry.offset_bytes
+            and self._head_unchanged(remote.path, entry)
+        )
+        if can_resume:
+            return FileOutcome(
+                remote.path, "loaded", entry.version, resumed_from=entry.offset_bytes
+            )
+        outcome = FileOutcome(remote.path, "loaded", entry.version + 1, replaced=True)
+        if not _may_be_same_compressed_file(entry, snap):
+            self._warn_replaced(outcome)  # else decided once its bytes are hashed (_load)
+        return outcome
+
+    def _warn_replaced(self, outcome: FileOutcome) -> None:
+        self.log.warning(
+            f"{outcome.path}: replaced (shrank or its first bytes changed): "
+            f"loading it as version {outcome.version}"
+        )
+
+    def _touched_only(
+        self, outcome: FileOutcome, entry: LedgerEntry | None, snap: Snapshot, digest: str
+    ) -> bool:
+        """A compressed file re-uploaded or touched with the very same bytes: nothing to load
+        (a .gz cannot resume, so without this its lines would load a second time)."""
+        if not (outcome.replaced and entry and _may_be_same_compressed_file(entry, snap)):
+            return False
+        if entry.head_hash != digest:
+            self._warn_replaced(outcome)
+            return False
+        touched = dataclasses.replace(entry, mtime=snap.mtime)
+        self._confirm(outcome.path, snap)
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            store.save_entry(cur, touched, self.ctx.report.run_id)
+        self.ctx.ledger[outcome.path] = touched
+        self.log.info(f"{outcome.path}: same compressed bytes, new mtime: nothing to load")
+        return True
+
+    def _head_unchanged(self, path: str, entry: LedgerEntry) -> bool:
+        try:
+            head = self.client.read_head(path, entry.head_len)
+        except ShortTransferError:
+            return False  # shorter than the bytes we hashed: replaced
+        return len(head) == entry.head_len and _digest(head) == entry.head_hash
+
+    def _load(
+        self,
+        index: int,
+        remote: RemoteFile,
+        snap: Snapshot,
+        entry: LedgerEntry | None,
+        exclusive: bool,
+    ) -> FileOutcome:
+        outcome = self._plan(remote, snap, entry)
+        start = outcome.resumed_from
+        resumed = entry if start else None
+        with tempfile.TemporaryFile(prefix="sync_assets_ftp_") as tmp:
+            try:
+                got = self.client.download(remote.path, start, tmp, snap.size - start)
+            except ShortTransferError as exc:
+                raise FileChangedError(f"{remote.path} is shorter than listed: {exc}") from None
+            outcome.bytes_read = got
+            tmp.seek(0)
+            head = tmp.read(HEAD_BYTES) if start == 0 else b""
+            gz = start == 0 and is_gzip(remote.path, head)
+            # A .gz never resumes: its ledger hash covers every compressed byte (head_len =
+            # size), so a touched or re-uploaded identical file is recognised, not reloaded.
+            head_hash, head_len = (_file_digest(tmp), got) if gz else (_digest(head), len(head))
+            if gz and self._touched_only(outcome, entry, snap, head_hash):
+                return FileOutcome(remote.path, "unchanged", outcome.version - 1)
+            download = _Download(remote, snap, tmp, gz, head_hash, head_len)
+            if resumed:  # the ledger keeps the hash of the version's first bytes
+                download.head_hash, download.head_len = resumed.head_hash, resumed.head_len
+            self._write(index, download, outcome, resumed, exclusive)
+        failpoint("after_commit")
+        return outcome
+
+    def _write(
+        self,
+        index: int,
+        download: _Download,
+        outcome: FileOutcome,
+        resumed: LedgerEntry | None,
+        exclusive: bool,
+    ) -> LedgerEntry:
+        """The file's rows, rejects and ledger row in one transaction. Among parallel files,
+        one that must change the table's columns is rolled back and redone alone."""
+        while True:
+            try:
+                with self.ctx.gate.enter(index, exclusive, self.ctx.stopping) as ddl_allowed:
+                    return self._transaction(download, outcome, resumed, ddl_allowed)
+            except NeedsSchemaChangeError:
+                if exclusive:
+                    raise  # cannot happen: DDL is allowed in exclusive mode
+                exclusive = True
+
+    def _transaction(
+        self, download: _Download, outcome: FileOutcome, resumed: LedgerEntry | None, ddl: bool
+    ) -> LedgerEntry:
+        remote, snap, tmp = download.remote, download.snap, download.tmp
+        tmp.seek(0)
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            stream: IO[bytes] = gzip.GzipFile(fileobj=tmp, mode="rb") if download.gz else tmp
+            new_entry = self._stream_into_table(
+                cur, download, outcome, stream, resumed, ddl_allowed=ddl
+            )
+            self._confirm(remote.path, snap)  # nothing commits before the second look
+            new_entry.head_hash, new_entry.head_len = download.head_hash, download.head_len
+            store.save_entry(cur, new_entry, self.ctx.report.run_id)
+        self.ctx.ledger[remote.path] = new_entry
+        return new_entry
+
+    def _stream_into_table(
+        self,
+        cur: psycopg.Cursor,
+        download: _Download,
+        outcome: FileOutcome,
+        stream: IO[bytes],
+        resumed: LedgerEntry | None,
+        ddl_allowed: bool,
+    ) -> LedgerEntry:
+        source, remote, snap, gz = self.source, download.remote, download.snap, download.gz
+        # A file whose preamble/header was never complete has consumed nothing: start over.
+        fresh = resumed is None or resumed.lines_consumed == 0
+        if not fresh and resumed is not None and resumed.format:
+            fmt = FileFormat.from_json(resumed.format)
+        else:
+            fmt = detect_format(remote.path, stream.read(SAMPLE_BYTES), source, compressed=gz)
+            stream.seek(0)
+        identity = FileIdentity(
+            source.name, remote.path, outcome.version, snap.mtime, self.ctx.report.run_id
+        )
+        loader = FileLoader(
+            cur, source.schema, source.table_name, fmt, identity, source.null_values,
+            ddl_allowed=ddl_allowed,
+        )  # fmt: skip
+        age = (datetime.now(UTC) - snap.mtime).total_seconds() if snap.mtime else 0.0
+        reader = _LineReader(
+            stream,
+            take_tail=gz or age >= source.final_line_seconds,
+            first_line=0 if fresh or resumed is None else resumed.lines_consumed,
+            preamble=source.skip_lines if fresh else 0,
+            want_header=fresh and fmt.kind == "csv" and source.header,
+        )
+        self._load_chunks(loader, reader, fmt)
+        counts = loader.finish()
+        outcome.lines_read = counts.lines_read
+        outcome.rows_loaded = counts.rows_loaded
+        outcome.rows_rejected = counts.rows_rejected
+        outcome.fast_chunks = counts.fast_chunks
+        self._note_newest(counts.newest_values)
+        prior_rows = resumed.rows_loaded if resumed else 0
+        prior_rejects = resumed.rows_rejected if resumed else 0
+        total_rows = prior_rows + counts.rows_loaded
+        all_rejected = total_rows == 0 and prior_rejects + counts.rows_rejected > 0
+        outcome.status = "rejected" if all_rejected else "loaded"
+        consumed_bytes = snap.size if gz else outcome.resumed_from + reader.bytes_consumed
+        consumed_lines = reader.line_no
+        if not gz and (reader.preamble or reader.want_header):
+            # Only part of the preamble/header has arrived (no data row can precede it): keep
+            # nothing consumed, so the next run reads the head again instead of as data.
+            consumed_bytes = consumed_lines = 0
+        return LedgerEntry(
+            source=source.name,
+            path=remote.path,
+            version=outcome.version,
+            size=snap.size,
+            mtime=snap.mtime,
+            head_hash=None,
+            head_len=0,
+            offset_bytes=consumed_bytes,
+            lines_consumed=consumed_lines,
+            rows_loaded=total_rows,
+            rows_rejected=prior_rejects + counts.rows_rejected,
+            status=store.REJECTED if all_rejected else store.LOADED,
+            format=loader.fmt.to_json(),
+        )
+
+    def _load_chunks(self, loader: FileLoader, reader: _LineReader, fmt: FileFormat) -> None:
+        # One chunk ahead: the next chunk is read and prepared while PostgreSQL absorbs the
+        # current one (the fast path calls `ahead` once the current chunk's data is sent).
+        chunks = reader.chunks(fmt.encoding, self.source.chunk_lines)
+        upcoming = next(chunks, None)
+        while upcoming is not None:
+            if self.ctx.stopping():
+                raise RunStoppedError("the run is stopping")
+            chunk, upcoming, fetched = upcoming, None, False
+
+            def ahead() -> None:
+                nonlocal upcoming, fetched
+                if not fetched:
+                    fetched = True
+                    upcoming = next(chunks, None)
+                    if upcoming is not None:
+                        loader.prepare(upcoming)
+
+            if reader.header is not None and not loader.fmt.columns:
+                loader.set_columns(header_columns(reader.header, fmt.delimiter))
+            loader.load_chunk(chunk, ahead)
+            ahead()
+        if reader.header is not None and not loader.fmt.columns:
+            loader.set_columns(header_columns(reader.header, fmt.delimiter))
+
+    def _note_newest(self, values: list[str]) -> None:
+        stamps = []
+        for value in values:
+            try:
+                stamp = parse_timestamp(value)
+            except ValueError:
+                continue
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=ZoneInfo(self.source.timezone))
+            stamps.append(stamp.astimezone(UTC))
+        self.ctx.note_newest(stamps)
+
+    def _record_failure(
+        self, remote: RemoteFile, snap: Snapshot, entry: LedgerEntry | None, exc: BaseException
+    ) -> FileOutcome:
+        """The file cannot be parsed at all: recorded, kept on the server, retried if changed."""
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        self._confirm(remote.path, snap)
+        self.log.error(f"{remote.path}: cannot be loaded: {reason}")
+        failed = LedgerEntry(
+            source=self.source.name,
+            path=remote.path,
+            version=entry.version if entry else 1,
+            size=snap.size,
+            mtime=snap.mtime,
+            head_hash=entry.head_hash if entry else None,
+            head_len=entry.head_len if entry else 0,
+            offset_bytes=entry.offset_bytes if entry else 0,
+            lines_consumed=entry.lines_consumed if entry else 0,
+            rows_loaded=entry.rows_loaded if entry else 0,
+            rows_rejected=entry.rows_rejected if entry else 0,
+            status=store.FAILED,
+            format=entry.format if entry else None,
+            error=reason,
+        )
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            store.save_entry(cur, failed, self.ctx.report.run_id)
+        self.ctx.ledger[remote.path] = failed
+        return FileOutcome(remote.path, "failed", failed.version, error=reason)
+
+    # --- deletion after commit ----------------------------------------------------------
+
+    def delete(self, path: str) -> bool:
+        """Delete a committed, fully consumed file if it is still exactly what we loaded."""
+        entry = self.ctx.ledger.get(path)
+        if not self.ctx.delete_after or entry is None or entry.status != store.LOADED:
+            return False
+        if entry.offset_bytes < entry.size:
+            return False  # a partial last line is still waiting
+        try:
+            stat = self.client.stat(path)
+            if stat is None or stat != (entry.size, entry.mtime):
+                self.log.info(f"{path}: changed since it was loaded; not deleted")
+                return False
+            self.client.delete(path)
+        except (SourceUnavailableError, OSError, EOFError) as exc:
+            error = self.client.resource.redact(str(exc))
+        except Exception as exc:  # ftplib.error_perm etc.: recorded, retried next run
+            error = self.client.resource.redact(f"{type(exc).__name__}: {exc}")
+        else:
+            error = None
+        store.record_delete(self.conn, self.source.name, path, error)
+        if error is not None:
+            self.log.warning(f"{path}: delete failed (retried next run): {error}")
+            self.ctx.report.delete_errors[path] = error
+            return False
+        entry.status = store.DELETED
+        return True
+
+
+def tail_due(entry: LedgerEntry, final_line_seconds: float) -> bool:
+    """An unchanged file whose last line (without newline) has now waited long enough."""
+    if entry.status != store.LOADED or entry.offset_bytes >= entry.size or not entry.mtime:
+        return False
+    return (datetime.now(UTC) - entry.mtime).total_seconds() >= final_line_seconds
+
+
+@dataclass
+class _Download:
+    """A file's bytes as downloaded (to a temporary file) and what they were read as."""
+
+    remote: RemoteFile
+    snap: Snapshot
+    tmp: IO[bytes]
+    gz: bool
+    head_hash: str | None
+    head_len: int
+
+
+class _LineReader:
+    """Complete lines of a byte stream, in chunks, with line numbers and bytes consumed."""
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        take_tail: bool,
+        first_line: int,
+        preamble: int,
+        want_header: bool,
+    ) -> None:
+        self.stream = stream
+        self.take_tail = take_tail
+        self.line_no = first_line
+        self.preamble = preamble
+        self.want_header = want_header
+        self.header: str | None = None
+        self.bytes_consumed = 0
+
+    def chunks(self, encoding: str, size: int) -> Iterator[RawChunk]:
+        """Chunks of up to `size` lines (without their newline), read in large blocks."""
+        pending: list[bytes] = []
+        first = self.line_no + 1
+        for lines in self._line_blocks():
+            for index, line in enumerate(lines):
+                if not (self.preamble or self.want_header):
+                    pending.extend(lines[index:] if index else lines)
+                    break
+                first += 1
+                if self.preamble:
+                    self.preamble -= 1
+                elif line.strip():
+                    self.header = _decode_header(line, encoding)
+                    self.want_header = False
+            while len(pending) >= size:
+                yield RawChunk(first, pending[:size])
+                first += size
+                del pending[:size]
+        if pending:
+            yield RawChunk(first, pending)
+
+    def _line_blocks(self) -> Iterator[list[bytes]]:
+        """Lists of complete lines; counts lines and bytes consumed as it goes."""
+        rest = b""
+        while block := self.stream.read(BLOCK_BYTES):
+            rest += block
+            cut = rest.rfind(b"\n")
+            if cut < 0:
+                if len(rest) > MAX_LINE_BYTES:  # memory stays bounded, even for odd files
+                    raise UnparsableFileError(f"a line is longer than {MAX_LINE_BYTES} bytes")
+                continue
+            complete, rest = rest[: cut + 1], rest[cut + 1 :]
+            lines = complete.split(b"\n")
+            lines.pop()  # the empty string after the last newline
+            self.line_no += len(lines)
+            self.bytes_consumed += len(complete)
+            yield lines
+        if rest and self.take_tail:
+            self.line_no += 1
+            self.bytes_consumed += len(rest)
+            yield [rest]
+        # else: a partial last line waits for the next run
+
+
+def _decode_header(raw: bytes, encoding: str) -> str:
+    try:
+        return raw.decode(encoding).rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise UnparsableFileError(f"the header line is not valid {encoding}") from None
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(handle: IO[bytes]) -> str:
+    handle.seek(0)
+    return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _may_be_same_compressed_file(entry: LedgerEntry, snap: Snapshot) -> bool:
+    """Whether the ledger holds a whole-file hash of a .gz of exactly this size."""
+    compressed = entry.format is not None and FileFormat.from_json(entry.format).compressed
+    return compressed and entry.status == store.LOADED and entry.head_len == snap.size

@@ -1,0 +1,84 @@
+"""What one run of a log source did, file by file (the asset's metadata and check)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one remote file in this run."""
+
+    path: str
+    status: str  # loaded|rejected|failed|unstable|too_young|unreadable|vanished|unchanged
+    version: int = 1
+    lines_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    bytes_read: int = 0
+    resumed_from: int = 0
+    replaced: bool = False
+    deleted: bool = False
+    fast_chunks: int = 0
+    error: str | None = None
+
+
+@dataclass
+class IngestReport:
+    source: str
+    schema: str
+    table: str
+    run_id: str
+    files_seen: int = 0
+    files: list[FileOutcome] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    delete_errors: dict[str, str] = field(default_factory=dict)
+    newest_record: datetime | None = None
+    duration_seconds: float = 0.0
+    reconnects: int = 0
+
+    def _count(self, *statuses: str) -> int:
+        return sum(1 for f in self.files if f.status in statuses)
+
+    @property
+    def files_loaded(self) -> int:
+        return self._count("loaded", "rejected")
+
+    @property
+    def files_skipped(self) -> int:
+        return self._count("unstable", "too_young", "unreadable", "vanished")
+
+    @property
+    def files_failed(self) -> int:
+        return self._count("failed")
+
+    @property
+    def files_replaced(self) -> int:
+        return sum(1 for f in self.files if f.replaced)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(f.rows_rejected for f in self.files)
+
+    @property
+    def lines_read(self) -> int:
+        return sum(f.lines_read for f in self.files)
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(f.bytes_read for f in self.files)
+
+    @property
+    def unbalanced_files(self) -> list[str]:
+        """Files whose lines read differ from rows loaded + rows rejected (should be none)."""
+        return [f.path for f in self.files if f.lines_read != f.rows_loaded + f.rows_rejected]
+
+    def lag_seconds(self, now: datetime | None = None) -> float | None:
+        if self.newest_record is None:
+            return None
+        return ((now or datetime.now(UTC)) - self.newest_record).total_seconds()
