@@ -70,7 +70,9 @@ def _table_metadata(postgres: PostgresResource, report: IngestReport) -> dict[st
     """Column schema and row count of the whole table (best effort, bounded in time)."""
     with postgres.connection(autocommit=True) as conn, conn.cursor() as cur:
         columns = store.table_columns(cur, report.schema, report.table)
-        row_count = store.table_row_count(cur, report.schema, report.table)
+        row_count = report.table_rows
+        if row_count is None:  # the run could not count the table in time: estimate
+            row_count = store.table_row_estimate(cur, report.schema, report.table)
     return {
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(n, t) for n, t in columns.items()]

@@ -30,7 +30,7 @@ from sync_assets.ftp.formats import PROVENANCE
 from sync_assets.ftp.listing import RemoteFile
 from sync_assets.ftp.parallel import SchemaGate, Snapshot, StableLooks
 from sync_assets.ftp.report import FileOutcome, IngestReport
-from sync_assets.resources import FTPResource, PostgresResource
+from sync_assets.resources import FTPResource, PostgresResource, SourceUnavailableError
 
 __all__ = ["FileOutcome", "IngestReport", "ingest_source", "lock_name"]
 
@@ -121,13 +121,19 @@ class _Run:
             elif verdict == "delete":
                 to_delete.append(remote)
         looks = StableLooks(self._first_look(to_load), self.source.min_age_seconds)
+        counter = _RowCounter(self.postgres, self.source, self.log)  # before any commit
         workers = max(1, min(self.source.parallel_files, len(to_load)))
         ctx = RunContext(
             self.source, self.report, self.log, self.delete_after, self.ledger, looks,
             SchemaGate(parallel=workers > 1),
         )  # fmt: skip
         pool = _Pool(self, ctx, to_load, workers, first_alone=self._fresh_table())
-        outcomes = pool.run(lambda: self._second_look(looks))
+        try:
+            outcomes = pool.run(lambda: self._second_look(looks))
+        finally:
+            before = counter.result()
+        committed = sum(o.rows_loaded for o in outcomes if o.status in ("loaded", "rejected"))
+        self.report.table_rows = None if before is None else before + committed
         self.report.files = outcomes
         deleted = [o.path for o in outcomes if o.deleted]
         main = FileWorker(ctx, self.conn, self.client)
@@ -195,6 +201,43 @@ class _Run:
             looks.settle(self._snapshots(paths))
         else:
             looks.settle(looks.first)
+
+
+class _RowCounter:
+    """count(*) of the table as it was before the run's first commit, taken in a thread while
+    the run works (the final `count(*)` of a large table was on the critical path).
+
+    The count's snapshot is taken before `__init__` returns, so before any worker starts; the
+    run's committed rows are added to it. Exact because nothing else writes the table meanwhile:
+    one source per table, and its runs and `reingest` hold the source's lock. None if the
+    count took longer than store.ROW_COUNT_TIMEOUT or failed (the caller then estimates).
+    """
+
+    def __init__(self, postgres: PostgresResource, source: SourceConfig, log: logging.Logger):
+        self.postgres = postgres
+        self.source = source
+        self.log = log
+        self.rows: int | None = None
+        self._snapshot = threading.Event()
+        self._thread = threading.Thread(target=self._count, name="ftp-row-count", daemon=True)
+        self._thread.start()
+        self._snapshot.wait()
+
+    def _count(self) -> None:
+        try:
+            with self.postgres.connection() as conn, conn.cursor() as cur:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                conn.execute("SELECT 1")  # the transaction's snapshot is taken here
+                self._snapshot.set()
+                self.rows = store.exact_row_count(cur, self.source.schema, self.source.table_name)
+        except (psycopg.Error, SourceUnavailableError) as exc:
+            self.log.info(f"row count of the table not taken ({exc}); an estimate is reported")
+        finally:
+            self._snapshot.set()
+
+    def result(self) -> int | None:
+        self._thread.join()
+        return self.rows
 
 
 class _Pool:

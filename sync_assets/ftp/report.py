@@ -37,6 +37,9 @@ class IngestReport:
     newest_record: datetime | None = None
     duration_seconds: float = 0.0
     reconnects: int = 0
+    # Rows in the whole table after the run: the rows before its first commit (counted while
+    # it worked) plus the rows it committed; None if that count was not possible in time.
+    table_rows: int | None = None
 
     def _count(self, *statuses: str) -> int:
         return sum(1 for f in self.files if f.status in statuses)

@@ -198,21 +198,24 @@ def table_columns(cur: psycopg.Cursor, schema: str, table: str) -> dict[str, str
     return dict(cur.fetchall())
 
 
-def table_row_count(cur: psycopg.Cursor, schema: str, table: str) -> int:
-    """Exact count when it takes under 5 s; otherwise PostgreSQL's estimate (huge tables)."""
-    try:
-        with cur.connection.transaction():
-            cur.execute("SET LOCAL statement_timeout = '5s'")
-            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(ident(schema, table)))
-            row = cur.fetchone()
-            return int(row[0]) if row else 0
-    except psycopg.errors.QueryCanceled:
-        cur.execute(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-            (sql.Identifier(schema, table).as_string(cur),),
-        )
-        row = cur.fetchone()
-        return max(int(row[0]), 0) if row and row[0] is not None else 0
+ROW_COUNT_TIMEOUT = "5s"
+
+
+def exact_row_count(cur: psycopg.Cursor, schema: str, table: str) -> int:
+    """count(*) inside the caller's transaction, cancelled after ROW_COUNT_TIMEOUT."""
+    cur.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(ROW_COUNT_TIMEOUT)))
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(ident(schema, table)))
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def table_row_estimate(cur: psycopg.Cursor, schema: str, table: str) -> int:
+    cur.execute(
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+        (sql.Identifier(schema, table).as_string(cur),),
+    )
+    row = cur.fetchone()
+    return max(int(row[0]), 0) if row and row[0] is not None else 0
 
 
 def add_column(cur: psycopg.Cursor, schema: str, table: str, column: str, pg_type: str) -> None:

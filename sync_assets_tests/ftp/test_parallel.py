@@ -202,3 +202,22 @@ def test_schema_gate_orders_exclusive_files_after_earlier_ones() -> None:
     for thread in threads:
         thread.join(timeout=5)
     assert order == [1, 0, 2]
+
+
+def test_row_count_of_the_table_is_exact_without_a_count_after_the_run(
+    ftp_server, pg_resource, pg_conn, make_source
+):
+    """Counted before the run's first commit (in a thread, meanwhile) plus the rows the run
+    committed; rows written between runs by someone else are counted too."""
+    ftp = make_ftp_resource(ftp_server)
+    source = make_source("counted", parallel_files=2)
+    write_file(ftp_server.root, "a.csv", _csv(1, 3))
+    write_file(ftp_server.root, "b.csv", _csv(4, 5) + b"x;1,5\n")  # one reject
+    assert ingest_source(ftp, pg_resource, source).table_rows == 5
+    pg_conn.execute(
+        f'INSERT INTO "{source.schema}"."{source.table_name}" (id, _source_file, _file_version,'
+        " _line_number) VALUES (100, 'by hand', 1, 1)"
+    )
+    write_file(ftp_server.root, "c.csv", _csv(6, 9))
+    assert ingest_source(ftp, pg_resource, source).table_rows == 10
+    assert ingest_source(ftp, pg_resource, source).table_rows == 10  # nothing new
