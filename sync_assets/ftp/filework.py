@@ -283,6 +283,12 @@ class FileWorker:
         remote, snap, tmp = download.remote, download.snap, download.tmp
         tmp.seek(0)
         with self.conn.transaction(), self.conn.cursor() as cur:
+            if not self.ctx.delete_after:
+                # Nothing is deleted after this commit: it need not wait for the WAL to reach
+                # the disk. A PostgreSQL crash right after it may lose this transaction whole
+                # (rows and ledger row together), and the next run loads the file again. With
+                # DELETE_AFTER_SYNC the commit stays synchronous: durable before the DELE.
+                cur.execute("SET LOCAL synchronous_commit = off")
             stream: IO[bytes] = gzip.GzipFile(fileobj=tmp, mode="rb") if download.gz else tmp
             new_entry = self._stream_into_table(
                 cur, download, outcome, stream, resumed, ddl_allowed=ddl
