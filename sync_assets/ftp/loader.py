@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -503,10 +504,19 @@ class _FastCopy:
 
         The numbers are sent rather than drawn from a sequence by PostgreSQL: `nextval()` per
         row (a volatile default, which also turns off COPY's batched inserts) cost the server
-        more than typing all the values of the row. One `bytes %` over the whole chunk formats
-        them in C: no Python object per line beyond the line itself and its number.
+        more than typing all the values of the row. Each line's number (with the newline
+        before it and the delimiter after) is formatted once per process and reused by every
+        file (`_line_heads`), so a chunk is one C-level join; beyond the cached numbers, one
+        `bytes %` over the chunk formats them.
         """
         count = len(lines)
+        heads = _line_heads(self.delimiter, first + count)
+        if heads is not None:
+            parts: list[bytes] = [b""] * (2 * count)
+            parts[0::2] = heads[first : first + count]
+            parts[1::2] = lines
+            parts[0] = parts[0][1:]  # no newline before the first line
+            return b"".join(parts) + b"\n"
         values: list[int | bytes] = [0] * (2 * count)
         values[0::2] = range(first, first + count)
         values[1::2] = lines
@@ -592,6 +602,27 @@ class _FastCopy:
 
 
 NEWLINE = ord("\n")
+# Line numbers whose COPY prefix (b"\n<number><delimiter>") is kept, per delimiter: enough for
+# typical log files, about 4 MB each.
+CACHED_LINE_NUMBERS = 100_000
+_heads: dict[bytes, list[bytes]] = {}
+_heads_lock = threading.Lock()
+
+
+def _line_heads(delimiter: bytes, end: int) -> list[bytes] | None:
+    """The cached prefixes of line numbers 0..CACHED_LINE_NUMBERS, if `end` is within them."""
+    if end > CACHED_LINE_NUMBERS:
+        return None
+    heads = _heads.get(delimiter)
+    if heads is None:
+        with _heads_lock:
+            heads = _heads.get(delimiter)
+            if heads is None:
+                head = b"\n%d" + delimiter.replace(b"%", b"%%")
+                heads = _heads[delimiter] = list(map(head.__mod__, range(CACHED_LINE_NUMBERS)))
+    return heads
+
+
 COMMA = ord(",")
 _np: Any = None
 
