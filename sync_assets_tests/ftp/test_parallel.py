@@ -9,6 +9,7 @@ import gzip
 import threading
 import time
 
+import pytest
 from pyftpdlib.handlers import FTPHandler
 
 from sync_assets.ftp.config import load_sources
@@ -48,13 +49,15 @@ def test_files_load_in_parallel_exactly_once(ftp_server, pg_resource, pg_conn, m
     assert ingest_source(ftp, pg_resource, source).rows_loaded == 0
 
 
+@pytest.mark.parametrize("parallel", [1, 2])
 def test_new_columns_in_parallel_files_evolve_the_table_in_listing_order(
-    ftp_server, pg_resource, pg_conn, make_source
+    ftp_server, pg_resource, pg_conn, make_source, parallel
 ):
     """Files with new columns are redone alone (no two transactions wait on each other's
-    table locks); the column types come from the first file that has them."""
+    table locks); the column types come from the first file that has them, as when the files
+    load one after another."""
     ftp = make_ftp_resource(ftp_server)
-    source = make_source("evolve", parallel_files=2)
+    source = make_source("evolve", parallel_files=parallel)
     write_file(ftp_server.root, "a.csv", b"id;value\n1;1,5\n")
     assert ingest_source(ftp, pg_resource, source).rows_loaded == 1  # the table exists now
     write_file(ftp_server.root, "b.csv", b"id;value;extra\n2;2,5;7\n")
