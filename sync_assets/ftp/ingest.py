@@ -112,14 +112,9 @@ class _Run:
         self.root = self.client.absolute(self.root)
         files = self._list()
         self.report.files_seen = len(files)
-        to_load: list[RemoteFile] = []
-        to_delete: list[RemoteFile] = []
-        for remote in files:
-            verdict = self._classify(remote)
-            if verdict == "load":
-                to_load.append(remote)
-            elif verdict == "delete":
-                to_delete.append(remote)
+        verdicts = {remote.path: self._classify(remote) for remote in files}
+        to_load = [remote for remote in files if verdicts[remote.path] == "load"]
+        to_delete = [remote for remote in files if verdicts[remote.path] == "delete"]
         looks = StableLooks(self._first_look(to_load), self.source.min_age_seconds)
         counter = _RowCounter(self.postgres, self.source, self.log)  # before any commit
         workers = max(1, min(self.source.parallel_files, len(to_load)))
@@ -197,7 +192,8 @@ class _Run:
         """`stable_seconds` after the first look, look again (the workers already read)."""
         paths = list(looks.first)
         if self.source.stable_seconds > 0 and paths:
-            time.sleep(self.source.stable_seconds)
+            pause = looks.taken_at + self.source.stable_seconds - time.monotonic()
+            time.sleep(max(0.0, pause))
             looks.settle(self._snapshots(paths))
         else:
             looks.settle(looks.first)

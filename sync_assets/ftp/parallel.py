@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class StableLooks:
 
     def __init__(self, first: dict[str, Snapshot | None], min_age_seconds: float) -> None:
         self.first = first
+        self.taken_at = time.monotonic()  # the pause before the second look starts here
         self.min_age_seconds = min_age_seconds
         self._verdicts: dict[str, Verdict] = {}
         self._settled = threading.Event()
