@@ -14,8 +14,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from sync_assets.core.locks import advisory_lock
 from sync_assets.devtools.demo_legacy import DEMO_TABLES
 from sync_assets.devtools.demo_stack import graphql
+from sync_assets.mysql.config import DEFAULT_TARGET_SCHEMA
 from sync_assets.orchestration.schedules import build_schedules
 from sync_assets_tests.conftest import pg_admin_connect
 from sync_assets_tests.orchestration.conftest import ARTIFACTS, E2EEnv
@@ -195,16 +197,35 @@ def _tick(instance: dg.DagsterInstance, schedule_name: str):
     return schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
 
 
+def _wait_until_started(e2e: E2EEnv, run_id: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = graphql(e2e.stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        if status == "STARTED" or status in FINISHED:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not start within {timeout}s")
+
+
 def test_run_queue_serialises_a_job_but_never_blocks_the_other(e2e: E2EEnv, monkeypatch) -> None:
-    """dagster.yaml's per-job tag limit with the real daemon dequeuing; schedule ticks meanwhile."""
-    first = _launch_job(e2e, "mysql_sync_job", ["legacy", "machines"])
-    second = _launch_job(e2e, "mysql_sync_job", ["legacy", "machines"])
-    with _test_instance(e2e, monkeypatch) as instance:
-        skipped = _tick(instance, "mysql_sync_schedule")
-        assert not skipped.run_requests
-        assert first in skipped.skip_message or second in skipped.skip_message
-        assert len(_tick(instance, "ftp_logs_schedule").run_requests) == 1  # not blocked
-    ftp = _launch_job(e2e, "ftp_logs_job", ["logs", "machine_logs"])
+    """dagster.yaml's per-job tag limit with the real daemon dequeuing; schedule ticks meanwhile.
+
+    The test holds the first MySQL run's table lock, so that run stays in progress (occupying
+    the job's only slot) however fast the sync itself is, until the FTP run has started."""
+    with (
+        pg_admin_connect(e2e.pg_server, e2e.data_db) as conn,
+        advisory_lock(conn, f"mysql:{DEFAULT_TARGET_SCHEMA}.machines"),
+    ):
+        first = _launch_job(e2e, "mysql_sync_job", ["legacy", "machines"])
+        second = _launch_job(e2e, "mysql_sync_job", ["legacy", "machines"])
+        _wait_until_started(e2e, first)
+        with _test_instance(e2e, monkeypatch) as instance:
+            skipped = _tick(instance, "mysql_sync_schedule")
+            assert not skipped.run_requests
+            assert first in skipped.skip_message or second in skipped.skip_message
+            assert len(_tick(instance, "ftp_logs_schedule").run_requests) == 1  # not blocked
+        ftp = _launch_job(e2e, "ftp_logs_job", ["logs", "machine_logs"])
+        _wait_until_started(e2e, ftp)
     for run_id in (first, second, ftp):
         assert _wait_for_run(e2e, run_id) == "SUCCESS", run_id
     times = {
@@ -212,7 +233,7 @@ def test_run_queue_serialises_a_job_but_never_blocks_the_other(e2e: E2EEnv, monk
         for run_id in (first, second, ftp)
     }
     assert times[second]["startTime"] >= times[first]["endTime"]  # one mysql run at a time
-    assert times[ftp]["startTime"] < times[second]["startTime"]  # ftp did not wait in line
+    assert times[ftp]["startTime"] < times[first]["endTime"]  # ftp did not wait in line
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess:
