@@ -224,3 +224,43 @@ def test_row_count_of_the_table_is_exact_without_a_count_after_the_run(
     write_file(ftp_server.root, "c.csv", _csv(6, 9))
     assert ingest_source(ftp, pg_resource, source).table_rows == 10
     assert ingest_source(ftp, pg_resource, source).table_rows == 10  # nothing new
+
+
+@pytest.mark.parametrize("delete", [True, False], ids=["deleting", "keeping"])
+def test_a_file_is_durable_before_its_delete(ftp_server, pg_resource, pg_conn, make_source, delete):
+    """With DELETE_AFTER_SYNC a file's commit waits for the WAL flush (the DELE follows it);
+    without, it need not (the file stays on the server). Observed inside the file's own
+    transaction by a trigger on the ledger row it writes."""
+    ftp = make_ftp_resource(ftp_server, delete_after_sync=str(delete).lower())
+    source = make_source("durable")
+    write_file(ftp_server.root, "a.csv", _csv(1, 3))
+    assert ingest_source(ftp, pg_resource, source).files_loaded == 1  # ledger table exists now
+    seen = f"durable_seen_{'del' if delete else 'keep'}"
+    pg_conn.execute(f"CREATE TABLE {seen} (n serial, path text, sync_commit text)")
+    pg_conn.execute(
+        f"CREATE FUNCTION {seen}_f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" INSERT INTO public.{seen} (path, sync_commit)"
+        " VALUES (NEW.path, current_setting('synchronous_commit'));"
+        " RETURN NEW; END $$"
+    )
+    pg_conn.execute(
+        f"CREATE TRIGGER {seen}_t AFTER INSERT OR UPDATE ON sync_meta.ftp_ledger"
+        f" FOR EACH ROW EXECUTE FUNCTION {seen}_f()"
+    )
+    try:
+        write_file(ftp_server.root, "b.csv", _csv(4, 6))
+        report = ingest_source(ftp, pg_resource, source)
+        assert report.files_loaded == 1
+        # The first write of b's ledger row is the one in its loading transaction (a later
+        # one marks it deleted, in a transaction of its own).
+        settings = dict(
+            pg_conn.execute(
+                f"SELECT DISTINCT ON (path) path, sync_commit FROM {seen} ORDER BY path, n"
+            ).fetchall()
+        )
+    finally:
+        pg_conn.execute(f"DROP TRIGGER {seen}_t ON sync_meta.ftp_ledger")
+        pg_conn.execute(f"DROP FUNCTION {seen}_f()")
+        pg_conn.execute(f"DROP TABLE {seen}")
+    assert settings["/b.csv"] == ("on" if delete else "off")
+    assert (ftp_server.root / "b.csv").exists() != delete  # deleted only in the deleting run
