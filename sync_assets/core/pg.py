@@ -6,7 +6,7 @@ carriage return) and NULL is written as `\\N`, so no string from a source can br
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import psycopg
 from psycopg import sql
@@ -40,29 +40,21 @@ def ident(*parts: str) -> sql.Identifier:
     return sql.Identifier(*(check_identifier(p) for p in parts))
 
 
-def copy_escape(value: str) -> str:
-    """Escape one text value for COPY text format."""
-    return value.translate(_COPY_ESCAPES)
-
-
 def copy_line(values: Sequence[str | None]) -> str:
     """One COPY text-format line from already-stringified values (None becomes NULL)."""
     return "\t".join(COPY_NULL if v is None else v.translate(_COPY_ESCAPES) for v in values) + "\n"
 
 
-def copy_statement(table: sql.Composable, columns: Sequence[str]) -> sql.Composed:
-    return sql.SQL("COPY {} ({}) FROM STDIN").format(
-        table, sql.SQL(", ").join(ident(c) for c in columns)
+def copy_statement(
+    table: sql.Composable, columns: Sequence[str], freeze: bool = False
+) -> sql.Composed:
+    """`COPY table (columns) FROM STDIN` in text format; FREEZE for a table created in the same
+    transaction (its rows are written already frozen: no later vacuum pass over them)."""
+    return sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+        table,
+        sql.SQL(", ").join(ident(c) for c in columns),
+        sql.SQL(" (FREEZE)" if freeze else ""),
     )
-
-
-def copy_chunks(
-    cur: psycopg.Cursor, table: sql.Composable, columns: Sequence[str], chunks: Iterable[bytes]
-) -> None:
-    """Stream pre-encoded COPY text chunks (UTF-8) into `table`."""
-    with cur.copy(copy_statement(table, columns)) as copy:
-        for chunk in chunks:
-            copy.write(chunk)
 
 
 def ensure_schema(cur: psycopg.Cursor, schema: str) -> None:

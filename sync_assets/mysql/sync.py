@@ -29,7 +29,7 @@ import pymysql
 from psycopg import sql
 
 from sync_assets.core.locks import advisory_lock
-from sync_assets.core.pg import check_identifier, ident
+from sync_assets.core.pg import check_identifier, copy_statement, ident
 from sync_assets.core.settings import ConfigError
 from sync_assets.mysql import config
 from sync_assets.mysql.catalog import SourceTable, pg_columns, read_source_table
@@ -496,9 +496,7 @@ def _full_refresh(
             _primary_key(job) if key_first else sql.SQL(""),
         )
     )
-    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FREEZE)").format(
-        staging, _column_list([m.target for m in plan.mappings])
-    )
+    copy_stmt = copy_statement(staging, [m.target for m in plan.mappings], freeze=True)
     try:
         stats = _copy(job, my, pg, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql}",
                       (), copy_stmt)  # fmt: skip
@@ -629,9 +627,7 @@ def _verify_values(job: _Job, pg: psycopg.Connection, my: pymysql.Connection, pl
     Still inside the read snapshot and the writing transaction, so a difference is a real one
     (e.g. a change an incremental run could not see), never a race with new writes."""
     check = _temp_table(pg, "_sync_verify", plan.mappings)
-    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        check, _column_list([m.target for m in plan.mappings])
-    )
+    copy_stmt = copy_statement(check, [m.target for m in plan.mappings])
     with pg.cursor() as cur:
         copy_query(my, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql}", (),
                    cur, copy_stmt, job.options.batch_rows, job.options.fast_reader)  # fmt: skip
@@ -759,9 +755,7 @@ def _incremental(
         job.report.widened_columns.append(m.target)
     stage = _temp_table(pg, "_sync_stage", plan.mappings)
     where, params = _cursor_bounds(job, state, snap)
-    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        stage, _column_list([m.target for m in plan.mappings])
-    )
+    copy_stmt = copy_statement(stage, [m.target for m in plan.mappings])
     _prefer_rowid_ordered_reads(my)
     _copy(job, my, pg, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql} {where}",
           params, copy_stmt)  # fmt: skip
@@ -846,9 +840,7 @@ def _delete_missing(
     pk = set(job.pk_targets)
     key_mappings = [m for m in plan.mappings if m.target in pk]
     keys = _temp_table(pg, "_sync_keys", key_mappings)
-    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        keys, _column_list([m.target for m in key_mappings])
-    )
+    copy_stmt = copy_statement(keys, [m.target for m in key_mappings])
     select = f"SELECT {row_expression(key_mappings)} FROM {job.source_sql}"
     with pg.cursor() as cur:
         source_keys = copy_query(
