@@ -111,7 +111,8 @@ mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
 RUN_STATUS = """
 query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
 """
-FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+STARTED_OR_FINISHED = FINISHED | {"STARTED"}
 
 
 def _launch_asset(e2e: E2EEnv, path: list[str]) -> str:
@@ -124,14 +125,17 @@ def _launch_asset(e2e: E2EEnv, path: list[str]) -> str:
     return result["run"]["runId"]
 
 
-def _wait_for_run(e2e: E2EEnv, run_id: str, timeout: float = 240) -> str:
+def _wait_for_run(
+    e2e: E2EEnv, run_id: str, timeout: float = 240, until: frozenset[str] = FINISHED
+) -> str:
+    """Poll the run's status until it is one of `until` (by default: finished)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = graphql(e2e.stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-        if status in FINISHED:
+        if status in until:
             return status
-        time.sleep(1)
-    raise TimeoutError(f"run {run_id} still not finished after {timeout}s")
+        time.sleep(0.5)
+    raise TimeoutError(f"run {run_id} still not in {sorted(until)} after {timeout}s")
 
 
 FINGERPRINT = "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {}.{} t"
@@ -197,16 +201,6 @@ def _tick(instance: dg.DagsterInstance, schedule_name: str):
     return schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
 
 
-def _wait_until_started(e2e: E2EEnv, run_id: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = graphql(e2e.stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-        if status == "STARTED" or status in FINISHED:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} did not start within {timeout}s")
-
-
 def test_run_queue_serialises_a_job_but_never_blocks_the_other(e2e: E2EEnv, monkeypatch) -> None:
     """dagster.yaml's per-job tag limit with the real daemon dequeuing; schedule ticks meanwhile.
 
@@ -218,14 +212,14 @@ def test_run_queue_serialises_a_job_but_never_blocks_the_other(e2e: E2EEnv, monk
     ):
         first = _launch_job(e2e, "mysql_sync_job", ["legacy", "machines"])
         second = _launch_job(e2e, "mysql_sync_job", ["legacy", "machines"])
-        _wait_until_started(e2e, first)
+        _wait_for_run(e2e, first, 60, until=STARTED_OR_FINISHED)
         with _test_instance(e2e, monkeypatch) as instance:
             skipped = _tick(instance, "mysql_sync_schedule")
             assert not skipped.run_requests
             assert first in skipped.skip_message or second in skipped.skip_message
             assert len(_tick(instance, "ftp_logs_schedule").run_requests) == 1  # not blocked
         ftp = _launch_job(e2e, "ftp_logs_job", ["logs", "machine_logs"])
-        _wait_until_started(e2e, ftp)
+        _wait_for_run(e2e, ftp, 60, until=STARTED_OR_FINISHED)
     for run_id in (first, second, ftp):
         assert _wait_for_run(e2e, run_id) == "SUCCESS", run_id
     times = {
