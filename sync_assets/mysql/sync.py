@@ -130,20 +130,17 @@ class _Snapshot:
     upper: str | None  # MAX(cursor) in the snapshot, as MySQL prints it: the read's bound
     watermark: str | None  # what the next run starts from: the upper bound, but never later
     # than the snapshot's NOW(), so a row stamped in the future cannot hide the rows after it
-    _not_boolean: set[str] | None = None
 
     def not_boolean(self, names: list[str]) -> set[str]:
         """Which of the TINYINT(1) columns `names` hold values other than 0/1 (a full scan:
         asked only when a full refresh cannot guess; incremental runs check the staged rows)."""
-        if self._not_boolean is None:
-            self._not_boolean = set()
-            if names:
-                sums = ", ".join(f"COALESCE(SUM({mq(n)} NOT IN (0, 1)), 0)" for n in names)
-                with self.my.cursor() as cur:
-                    cur.execute(f"SELECT {sums} FROM {self.job.source_sql}")
-                    row = cur.fetchone()
-                self._not_boolean = {n for n, bad in zip(names, row, strict=True) if int(bad)}
-        return self._not_boolean
+        if not names:
+            return set()
+        sums = ", ".join(f"COALESCE(SUM({mq(n)} NOT IN (0, 1)), 0)" for n in names)
+        with self.my.cursor() as cur:
+            cur.execute(f"SELECT {sums} FROM {self.job.source_sql}")
+            row = cur.fetchone()
+        return {n for n, bad in zip(names, row, strict=True) if int(bad)}
 
 
 @dataclass
