@@ -102,6 +102,16 @@ def _number(raw: dict[str, Any], key: str, default: float) -> float:
     return float(value)
 
 
+def _whole(raw: dict[str, Any], key: str, default: int, minimum: int = 0) -> int:
+    """A count option: an integer >= `minimum` (2.5 or 0 workers are refused, not rounded)."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(
+            f"ftp source option `{key}` must be an integer >= {minimum}, got {value!r}"
+        )
+    return value
+
+
 def parse_source(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> SourceConfig:
     """One source from its YAML mapping merged over the section's `defaults`."""
     if not _NAME_RE.match(name):
@@ -145,7 +155,7 @@ def parse_source(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> So
         delimiter=merged.get("delimiter"),
         encoding=merged.get("encoding"),
         decimal=decimal,
-        skip_lines=int(_number(merged, "skip_lines", 0)),
+        skip_lines=_whole(merged, "skip_lines", 0),
         header=parse_bool(f"ftp.{name}.header", merged.get("header"), True),
         null_values=DEFAULT_NULLS if nulls is None else _as_tuple(nulls, "null_values"),
         regex=regex,
@@ -155,10 +165,10 @@ def parse_source(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> So
         min_age_seconds=_number(merged, "min_age_seconds", 10.0),
         stable_seconds=_number(merged, "stable_seconds", 2.0),
         final_line_seconds=_number(merged, "final_line_seconds", 300.0),
-        retries=int(_number(merged, "retries", 4)),
+        retries=_whole(merged, "retries", 4),
         retry_backoff_seconds=_number(merged, "retry_backoff_seconds", 1.0),
-        chunk_lines=max(1, int(_number(merged, "chunk_lines", 20_000))),
-        parallel_files=max(1, int(_number(merged, "parallel_files", 2))),
+        chunk_lines=_whole(merged, "chunk_lines", 20_000, minimum=1),
+        parallel_files=_whole(merged, "parallel_files", 2, minimum=1),
     )
 
 

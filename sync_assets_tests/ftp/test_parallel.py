@@ -12,6 +12,7 @@ import time
 import pytest
 from pyftpdlib.handlers import FTPHandler
 
+from sync_assets.core.settings import ConfigError
 from sync_assets.ftp.config import load_sources
 from sync_assets.ftp.ingest import ingest_source
 from sync_assets.ftp.parallel import SchemaGate
@@ -31,6 +32,11 @@ def test_parallel_files_is_configurable_and_defaults_to_two() -> None:
     assert load_sources({})[0].parallel_files == 2
     custom = load_sources({"sources": {"press": {"parallel_files": 1}}})
     assert custom[0].parallel_files == 1
+    for bad in (0, 1.5, "2", True):  # refused, naming the option, never rounded or clamped
+        with pytest.raises(ConfigError, match="parallel_files"):
+            load_sources({"sources": {"press": {"parallel_files": bad}}})
+    with pytest.raises(ConfigError, match="chunk_lines"):
+        load_sources({"defaults": {"chunk_lines": 0}})
 
 
 def test_files_load_in_parallel_exactly_once(ftp_server, pg_resource, pg_conn, make_source):
