@@ -39,6 +39,7 @@ def test_widened_types_are_widened_in_place(
     report = sync("items")
     assert report.mode == "incremental"
     assert sorted(report.widened_columns) == ["code", "price", "qty"]
+    assert (report.rows_inserted, report.rows_updated) == (0, 1)  # counted without the side
     assert _pg_types(pg_conn, target_schema)["qty"] == "bigint"
     assert_same_table(src, pg_conn, target_schema, "items")
 
