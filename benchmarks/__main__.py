@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("where the project's time goes (medians):\n" + report.details())
     print("checks:\n" + report.checks_text())
     print("targets (issue 6, this run's medians):\n" + report.targets_text())
+    print("".join(f"  [floor] {line}\n" for line in report.floor_context()), end="")
     path = report.write_json(opts.results_dir)
     log(f"results written to {path}")
     if not report.ok:

@@ -246,6 +246,28 @@ class Report:
                   "{value:.0%}", less=False)  # fmt: skip
         return found
 
+    def floor_context(self) -> list[str]:
+        """How far the incremental target is from physics: the hand-made incremental's own
+        share of the full sync (the same changed rows, no overlap window, no counts), and the
+        sync's step work over that floor."""
+        hand = self._wall("incremental_floor")
+        work_full, work_incr = (
+            self._extra(k, "step_seconds") for k in ("full_sync", "incremental")
+        )
+        lines = []
+        if hand and work_full:
+            full = self._wall("full_sync") or float("nan")
+            lines.append(
+                f"hand-made incremental (mysql | psql upsert, changed rows only): {hand:.2f} s"
+                f" = {hand / work_full:.1%} of the full sync's step work, {hand / full:.1%} of its"
+                " wall"
+            )
+        if hand and work_incr:
+            lines.append(
+                f"incremental sync's step work / the hand-made incremental: {work_incr / hand:.2f}x"
+            )
+        return lines
+
     def targets_text(self) -> str:
         return "\n".join(
             f"  [{'met' if t['met'] else 'NOT MET'}] {t['target']}: {t['measured']}"
@@ -280,6 +302,7 @@ class Report:
             "ratios": {k: self.ratio(r) for k, r in self.rows.items() if r.floor},
             "checks": self.checks,
             "targets": self.targets(),
+            "floor_context": self.floor_context(),
             "ok": self.ok,
             "details": self.details(),
             "markdown": self.markdown(),

@@ -7,6 +7,7 @@ and each FTP ingestion gets a fresh PostgreSQL database, so every repeat is a fi
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import time
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg
 
 from benchmarks import dataset, verify
 from benchmarks.corpus import Corpus, CorpusSpec, build_corpus, corpus_check
@@ -32,6 +35,7 @@ from benchmarks.project import (
 from benchmarks.report import Report, Row
 from benchmarks.servers import BenchServers
 
+TIMESTAMP_TEXT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -189,20 +193,32 @@ class Suite:
         return last_db
 
     def incremental_syncs(self, pg_db: str) -> None:
-        changed_rows = 0
+        """Each round changes a different 1% of the rows, then measures, each after a
+        checkpoint, the asset and the hand-made incremental floor (in alternating order: the
+        second one finds MariaDB's pages warm)."""
+        floor_db = self.new_pg_db("incrfloor")
+        floors = FloorRunner(self.servers, floor_db, self.opts.mysql_db, self.work_dir)
+        floors.raw_pipe()  # the floor's copy of the unchanged table (untimed)
         per_row = (self.table_bytes or self.opts.rows * 162) / self.opts.rows
         row = self.report.add(Row("incremental", "sync_assets: incremental, 1% rows changed",
                                   0, 0, floor="full_sync"))  # fmt: skip
-
-        def one(i: int) -> Measurement:
-            nonlocal changed_rows
-            with self.servers.mysql_connect() as conn:
-                changed_rows = dataset.change_one_percent(conn, self.opts.mysql_db, i + 1).updated
-            result = self.project.materialize(pg_db, MYSQL_ASSET)
-            return self.checked_sync(result, "incremental sync")
-
-        self.repeat(row, one)
-        row.rows, row.data_bytes = changed_rows, int(changed_rows * per_row)
+        floor = self.report.add(Row("incremental_floor",
+                                    "floor: changed rows, mysql | psql upsert", 0, 0))  # fmt: skip
+        for i in range(self.opts.repeats):
+            since, changed_rows = self.change_one_percent(i + 1)
+            measures: dict[str, tuple[Row, Callable[[], Measurement]]] = {
+                "floor": (floor, lambda since=since: floors.incremental(since)),
+                "sync": (row, lambda: self.checked_sync(
+                    self.project.materialize(pg_db, MYSQL_ASSET), "incremental sync")),
+            }  # fmt: skip
+            for what in ("floor", "sync") if i % 2 == 0 else ("sync", "floor"):
+                target, action = measures[what]
+                self.checkpoint()
+                target.samples.append(action())
+                log(f"{target.label}: {target.samples[-1].wall:.2f}s (round {i + 1})")
+            for r in (row, floor):
+                r.rows, r.data_bytes = changed_rows, int(changed_rows * per_row)
+        self.compare_table("incremental floor (1%)", floor_db, FLOOR_SCHEMA)
         if self.opts.py_spy:
             with self.servers.mysql_connect() as conn:
                 dataset.change_one_percent(conn, self.opts.mysql_db, self.opts.repeats + 1)
@@ -217,6 +233,29 @@ class Suite:
         cli.samples.append(self.checked_sync(self.project.cli_materialize(pg_db, MYSQL_ASSET),
                                              "CLI no-change sync"))  # fmt: skip
         self.compare_table("no-change sync", pg_db)
+
+    def change_one_percent(self, round_number: int) -> tuple[str, int]:
+        """Change a round's 1% of the rows; returns MySQL's time just before, and the count."""
+        with self.servers.mysql_connect() as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT CAST(NOW() AS CHAR)")
+                (since,) = cur.fetchone() or ("",)
+            changed = dataset.change_one_percent(conn, self.opts.mysql_db, round_number).updated
+        if not TIMESTAMP_TEXT.fullmatch(since):
+            raise RuntimeError(f"unexpected time from MariaDB: {since!r}")
+        return since, changed
+
+    def checkpoint(self) -> None:
+        """A checkpoint before each incremental measurement: PostgreSQL then writes a full
+        image of every page an update touches first, as it does for a sync every 15 minutes
+        (checkpoint_timeout is 5), instead of depending on when the last checkpoint was."""
+        try:
+            with self.servers.pg_connect() as conn:
+                conn.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            if not self.report.args.get("checkpoint"):
+                self.report.args["checkpoint"] = "refused (not superuser): pages may be clean"
+                log("CHECKPOINT refused: incremental figures depend on the server's checkpoints")
 
     # --- the FTP side ----------------------------------------------------------------------
 

@@ -129,10 +129,17 @@ def test_whole_suite_runs_on_tiny_sizes(
     assert len(results) == 1
     data = json.loads(results[0].read_text())
     keys = {row["key"] for row in data["rows"]}
-    assert keys == {"mysql_read", "pg_copy", "raw_pipe", "full_sync", "incremental", "no_change",
-                    "cli_no_change", "ftp_floor", "ftp_sync"}  # fmt: skip
+    assert keys == {"mysql_read", "pg_copy", "raw_pipe", "full_sync", "incremental",
+                    "incremental_floor", "no_change", "cli_no_change", "ftp_floor",
+                    "ftp_sync"}  # fmt: skip
     assert data["ok"] and all(check["ok"] for check in data["checks"].values())
-    assert {"full sync", "incremental sync (1%)", "ftp ingestion"} <= set(data["checks"])
+    assert {"full sync", "incremental sync (1%)", "incremental floor (1%)",
+            "ftp ingestion"} <= set(data["checks"])  # fmt: skip
+    # The hand-made incremental upserts exactly the changed rows, and says what share it is.
+    hand = next(row for row in data["rows"] if row["key"] == "incremental_floor")
+    assert hand["rows"] == SMOKE_ROWS // 100 and len(hand["samples"]) == 1
+    assert any("hand-made incremental" in line for line in data["floor_context"])
+    assert "[floor] hand-made incremental" in out
     full = next(row for row in data["rows"] if row["key"] == "full_sync")
     assert full["median"]["peak_rss"] > 0 and full["median"]["cpu"] > 0
     assert full["median"]["first_row"] is not None
