@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from sync_assets.core.process import skip_final_collection
 from sync_assets.ftp.definitions import build_ftp_defs
 from sync_assets.mysql.definitions import build_mysql_defs
 from sync_assets.orchestration.definitions import build_orchestration_defs, with_freshness
@@ -25,4 +26,5 @@ def build_definitions() -> dg.Definitions:
     return with_freshness(merged)
 
 
+skip_final_collection()
 defs = build_definitions()

@@ -96,3 +96,27 @@ def test_password_absent_from_a_successful_runs_events(pg_server, pg_dbname) -> 
     result = dg.materialize([_probe], resources={"postgres": ok})
     assert result.success
     assert PASSWORD not in _event_text(result)
+
+
+def test_the_heap_is_frozen_at_exit_after_logging_flushes_still_run(tmp_path: Path) -> None:
+    """The code location's processes skip CPython's shutdown collections (gc.freeze at exit);
+    exit handlers registered before it still run after it, and see the frozen heap."""
+    script = (
+        "import atexit, gc, logging, sys\n"
+        "log = logging.getLogger('probe')\n"
+        "log.addHandler(logging.FileHandler(sys.argv[1]))\n"
+        "atexit.register(lambda: log.warning('frozen=%s', gc.get_freeze_count() > 0))\n"
+        "import sync_assets.definitions\n"
+        "assert gc.get_freeze_count() == 0  # nothing changes before the exit\n"
+    )
+    log_file = tmp_path / "exit.log"
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(log_file)],
+        cwd=REPO_ROOT,
+        env=_bare_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert log_file.read_text().strip() == "frozen=True"
