@@ -21,23 +21,17 @@ def _bare_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_dagster_definitions_validate_with_no_variable_set(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "definitions",
-            "validate",
-            "-m",
-            "sync_assets.definitions",
-        ],
-        cwd=tmp_path,
-        env=_bare_env(),
-        capture_output=True,
-        text=True,
+def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """This interpreter with `args`, in the bare environment."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=_bare_env(), capture_output=True, text=True,
         timeout=120,
-    )
+    )  # fmt: skip
+
+
+def test_dagster_definitions_validate_with_no_variable_set(tmp_path: Path) -> None:
+    result = _python("-m", "dagster", "definitions", "validate", "-m", "sync_assets.definitions",
+                     cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Validation successful" in result.stderr + result.stdout
 
@@ -110,13 +104,6 @@ def test_the_heap_is_frozen_at_exit_after_logging_flushes_still_run(tmp_path: Pa
         "assert gc.get_freeze_count() == 0  # nothing changes before the exit\n"
     )
     log_file = tmp_path / "exit.log"
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(log_file)],
-        cwd=REPO_ROOT,
-        env=_bare_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _python("-c", script, str(log_file), cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert log_file.read_text().strip() == "frozen=True"
