@@ -794,14 +794,131 @@ def _prefer_rowid_ordered_reads(my: pymysql.Connection) -> None:
         logger.debug("multi-range read not available: %s", exc)
 
 
+# Up to this share of the target's size, the staged rows are matched by primary-key lookups.
+# PostgreSQL's default costs would hash-join them against the whole table far earlier (50k
+# of 1M rows: 0.8 s joined, 0.3 s looked up).
+LOOKUP_SHARE = 0.1
+
+
 def _upsert(job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifier) -> None:
+    """Write the staged rows that are new or changed; rows read again unchanged (the overlap
+    window) are left alone.
+
+    A few rows (the usual run): UPDATE the changed ones, then INSERT the new ones, both by key
+    lookups. INSERT ... ON CONFLICT DO UPDATE ... WHERE <changed> would also skip unchanged
+    rows, but it locks each one first, and a lock is a WAL record plus, after a checkpoint, a
+    full image of the row's page: 144 MB of WAL for a 50,000-row window with no change, where
+    the lookups write nothing, in the same time. Many rows: ON CONFLICT, whose single pass
+    beats two joins over the table (1.1 s against 1.6 s for 160,000 rows)."""
     pk = set(job.pk_targets)
     others = [m for m in plan.mappings if m.target not in pk]
+    if others and _few_rows(job, pg, stage):
+        with _planner_lookups(pg):
+            job.report.rows_updated = _update_changed(job, pg, plan, stage, others)
+            job.report.rows_inserted = _insert_new(job, pg, plan, stage, others)
+        return
+    _upsert_on_conflict(job, pg, plan, stage, others)
+
+
+def _few_rows(job: _Job, pg: psycopg.Connection, stage: sql.Identifier) -> bool:
+    row = pg.execute(
+        "SELECT pg_relation_size(%s::regclass), pg_relation_size(%s::regclass)",
+        (stage.as_string(pg), job.target_ident.as_string(pg)),
+    ).fetchone()
+    return row is not None and row[0] <= LOOKUP_SHARE * row[1]
+
+
+@contextmanager
+def _planner_lookups(pg: psycopg.Connection) -> Iterator[None]:
+    """Nested-loop joins only, for the block (transaction-local settings, restored after it;
+    after an error the transaction's rollback restores them)."""
+    saved = pg.execute(
+        "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')"
+    ).fetchone()
+    pg.execute("SELECT set_config('enable_hashjoin', 'off', true),"
+               " set_config('enable_mergejoin', 'off', true)")  # fmt: skip
+    yield
+    pg.execute("SELECT set_config('enable_hashjoin', %s, true),"
+               " set_config('enable_mergejoin', %s, true)", saved)  # fmt: skip
+
+
+def _key_match(job: _Job, plan: _Plan) -> sql.Composable:
+    """The target row t has the staged row s's primary key."""
+    pk = set(job.pk_targets)
+    return sql.SQL(" AND ").join(
+        sql.SQL("t.{} = {}").format(ident(m.target), _value(m, "s"))
+        for m in plan.mappings
+        if m.target in pk
+    )
+
+
+def _set_clause(others: list[ColumnMapping], source: str) -> sql.Composable:
+    """`col = <source>.col, ...` for the non-key columns (`EXCLUDED` or the stage's `s`)."""
+    if source == "EXCLUDED":
+        values = [sql.SQL("EXCLUDED.{}").format(ident(m.target)) for m in others]
+    else:
+        values = [_value(m, source) for m in others]
+    return sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(ident(m.target), v) for m, v in zip(others, values, strict=True)
+    )
+
+
+def _update_changed(
+    job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifier,
+    others: list[ColumnMapping],
+) -> int:  # fmt: skip
+    cur = pg.execute(
+        sql.SQL(
+            "UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND ROW({}) IS DISTINCT FROM ROW({})"
+        ).format(
+            job.target_ident,
+            _set_clause(others, "s"),
+            stage,
+            _key_match(job, plan),
+            sql.SQL(", ").join(sql.SQL("t.{}").format(ident(m.target)) for m in others),
+            sql.SQL(", ").join(_value(m, "s") for m in others),
+        )
+    )
+    return max(cur.rowcount, 0)
+
+
+def _insert_new(
+    job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifier,
+    others: list[ColumnMapping],
+) -> int:  # fmt: skip
+    """The staged rows whose key the target lacks. Should another writer insert one of those
+    keys meanwhile, its row is overwritten (ON CONFLICT) rather than failing the run."""
+    cur = pg.execute(
+        sql.SQL(
+            "{} WHERE NOT EXISTS (SELECT FROM {} AS t WHERE {}) ON CONFLICT ({}) DO UPDATE SET {}"
+        ).format(
+            _insert_from_stage(job, plan, stage),
+            job.target_ident,
+            _key_match(job, plan),
+            _column_list(job.pk_targets),
+            _set_clause(others, "EXCLUDED"),
+        )
+    )
+    return max(cur.rowcount, 0)
+
+
+def _insert_from_stage(job: _Job, plan: _Plan, stage: sql.Identifier) -> sql.Composed:
+    """`INSERT INTO <target> AS t (<columns>) SELECT <staged values> FROM <stage> AS s`."""
+    return sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM {} AS s").format(
+        job.target_ident,
+        _column_list([m.target for m in plan.mappings]),
+        sql.SQL(", ").join(_value(m, "s") for m in plan.mappings),
+        stage,
+    )
+
+
+def _upsert_on_conflict(
+    job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifier,
+    others: list[ColumnMapping],
+) -> None:  # fmt: skip
     if others:
         action = sql.SQL("DO UPDATE SET {} WHERE ROW({}) IS DISTINCT FROM ROW({})").format(
-            sql.SQL(", ").join(
-                sql.SQL("{0} = EXCLUDED.{0}").format(ident(m.target)) for m in others
-            ),
+            _set_clause(others, "EXCLUDED"),
             sql.SQL(", ").join(sql.SQL("t.{}").format(ident(m.target)) for m in others),
             sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(ident(m.target)) for m in others),
         )
@@ -809,17 +926,9 @@ def _upsert(job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifie
         action = sql.SQL("DO NOTHING")
     row = pg.execute(
         sql.SQL(
-            "WITH up AS (INSERT INTO {} AS t ({}) SELECT {} FROM {} AS s"
-            " ON CONFLICT ({}) {} RETURNING (xmax = 0) AS inserted)"
+            "WITH up AS ({} ON CONFLICT ({}) {} RETURNING (xmax = 0) AS inserted)"
             " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
-        ).format(
-            job.target_ident,
-            _column_list([m.target for m in plan.mappings]),
-            sql.SQL(", ").join(_value(m, "s") for m in plan.mappings),
-            stage,
-            _column_list(job.pk_targets),
-            action,
-        )
+        ).format(_insert_from_stage(job, plan, stage), _column_list(job.pk_targets), action)
     ).fetchone()
     job.report.rows_inserted, job.report.rows_updated = (
         (int(row[0]), int(row[1])) if row else (0, 0)
