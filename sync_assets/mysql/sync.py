@@ -821,6 +821,7 @@ def _upsert(job: _Job, pg: psycopg.Connection, plan: _Plan, stage: sql.Identifie
 
 
 def _few_rows(job: _Job, pg: psycopg.Connection, stage: sql.Identifier) -> bool:
+    """The stage is at most LOOKUP_SHARE of the target's size (both sizes as stored)."""
     row = pg.execute(
         "SELECT pg_relation_size(%s::regclass), pg_relation_size(%s::regclass)",
         (stage.as_string(pg), job.target_ident.as_string(pg)),
@@ -852,14 +853,27 @@ def _key_match(job: _Job, plan: _Plan) -> sql.Composable:
     )
 
 
-def _set_clause(others: list[ColumnMapping], source: str) -> sql.Composable:
-    """`col = <source>.col, ...` for the non-key columns (`EXCLUDED` or the stage's `s`)."""
+def _incoming(others: list[ColumnMapping], source: str) -> list[sql.Composable]:
+    """The new values of the non-key columns: from the stage `s` (booleans staged as 0/1 are
+    converted), or `EXCLUDED` (already converted by the INSERT's select list)."""
     if source == "EXCLUDED":
-        values = [sql.SQL("EXCLUDED.{}").format(ident(m.target)) for m in others]
-    else:
-        values = [_value(m, source) for m in others]
+        return [sql.SQL("EXCLUDED.{}").format(ident(m.target)) for m in others]
+    return [_value(m, source) for m in others]
+
+
+def _set_clause(others: list[ColumnMapping], source: str) -> sql.Composable:
+    """`col = <new value>, ...` for the non-key columns."""
     return sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(ident(m.target), v) for m, v in zip(others, values, strict=True)
+        sql.SQL("{} = {}").format(ident(m.target), v)
+        for m, v in zip(others, _incoming(others, source), strict=True)
+    )
+
+
+def _differs(others: list[ColumnMapping], source: str) -> sql.Composable:
+    """The target row t's non-key values differ from the new ones (NULL-aware)."""
+    return sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
+        sql.SQL(", ").join(sql.SQL("t.{}").format(ident(m.target)) for m in others),
+        sql.SQL(", ").join(_incoming(others, source)),
     )
 
 
@@ -868,15 +882,12 @@ def _update_changed(
     others: list[ColumnMapping],
 ) -> int:  # fmt: skip
     cur = pg.execute(
-        sql.SQL(
-            "UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND ROW({}) IS DISTINCT FROM ROW({})"
-        ).format(
+        sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND {}").format(
             job.target_ident,
             _set_clause(others, "s"),
             stage,
             _key_match(job, plan),
-            sql.SQL(", ").join(sql.SQL("t.{}").format(ident(m.target)) for m in others),
-            sql.SQL(", ").join(_value(m, "s") for m in others),
+            _differs(others, "s"),
         )
     )
     return max(cur.rowcount, 0)
@@ -917,10 +928,8 @@ def _upsert_on_conflict(
     others: list[ColumnMapping],
 ) -> None:  # fmt: skip
     if others:
-        action = sql.SQL("DO UPDATE SET {} WHERE ROW({}) IS DISTINCT FROM ROW({})").format(
-            _set_clause(others, "EXCLUDED"),
-            sql.SQL(", ").join(sql.SQL("t.{}").format(ident(m.target)) for m in others),
-            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(ident(m.target)) for m in others),
+        action = sql.SQL("DO UPDATE SET {} WHERE {}").format(
+            _set_clause(others, "EXCLUDED"), _differs(others, "EXCLUDED")
         )
     else:
         action = sql.SQL("DO NOTHING")
