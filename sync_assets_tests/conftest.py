@@ -25,7 +25,8 @@ from sync_assets.devtools.servers import ServerInfo, mariadb_server, postgres_se
 from sync_assets.resources import FTPResource, MySQLResource, PostgresResource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SAKILA_DIR = Path(os.environ.get("SAKILA_DIR", REPO_ROOT.parent / "shared" / "data" / "sakila"))
+# MySQL's Sakila sample (BSD licence: the header of sakila-schema.sql), carried with the tests.
+SAKILA_DIR = Path(os.environ.get("SAKILA_DIR", Path(__file__).parent / "data" / "sakila"))
 
 
 def _unique_name(prefix: str) -> str:
