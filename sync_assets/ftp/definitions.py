@@ -5,13 +5,14 @@ Built from the project config only (a local YAML read): no FTP or database I/O a
 
 import dagster as dg
 
-from sync_assets.core.pg import relation_identifier
+from sync_assets.core.metadata import table_metadata
+from sync_assets.core.names import FTP_GROUP
 from sync_assets.ftp import store
 from sync_assets.ftp.config import SourceConfig, load_sources
 from sync_assets.ftp.ingest import IngestReport, ingest_source
 from sync_assets.resources import FTPResource, PostgresResource
 
-GROUP = "machine_logs"
+GROUP = FTP_GROUP
 CHECK_NAME = "lines_accounted_for"
 
 
@@ -62,7 +63,7 @@ def _metadata(report: IngestReport, database: str) -> dict[str, object]:
         "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
         "ftp_reconnects": report.reconnects,
         "rows_loaded_this_run": report.rows_loaded,
-        "dagster/relation_identifier": relation_identifier(database, report.schema, report.table),
+        **table_metadata(relation=(database, report.schema, report.table)),
     }
 
 
@@ -73,12 +74,9 @@ def _table_metadata(postgres: PostgresResource, report: IngestReport) -> dict[st
         row_count = report.table_rows
         if row_count is None:  # the run could not count the table in time: estimate
             row_count = store.table_row_estimate(cur, report.schema, report.table)
-    return {
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(n, t) for n, t in columns.items()]
-        ),
-        "dagster/row_count": row_count,
-    }
+    return table_metadata(
+        row_count=row_count, columns=[dg.TableColumn(n, t) for n, t in columns.items()]
+    )
 
 
 def _check_result(report: IngestReport, key: dg.AssetKey) -> dg.AssetCheckResult:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from sync_assets.core.pg import MAX_IDENTIFIER_BYTES, short_hash, with_suffix
 from sync_assets.ftp.config import SourceConfig
 
 SAMPLE_BYTES = 64 * 1024
@@ -80,11 +80,13 @@ def detect_encoding(sample: bytes, configured: str | None) -> str:
     return "utf-8"
 
 
+_KIND_BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".jsonl": "jsonl"}
+_KIND_BY_SUFFIX |= {".ndjson": "jsonl", ".json": "jsonl", ".log": "text", ".txt": "text"}
+
+
 def _kind_from_name(name: str) -> str | None:
     lower = name.lower().removesuffix(".gz")
-    for suffix, kind in ((".csv", "csv"), (".tsv", "csv"), (".tab", "csv"),
-                         (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"),
-                         (".log", "text"), (".txt", "text")):  # fmt: skip
+    for suffix, kind in _KIND_BY_SUFFIX.items():
         if lower.endswith(suffix):
             return kind
     return None
@@ -171,9 +173,9 @@ def clean_column_name(raw: str, index: int) -> str:
         name = f"column_{index}"
     if name in PROVENANCE or name == "_ingested_at":
         name = f"data{name}"
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+    if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
         # Two long names that share their first 63 bytes must not merge into one column.
-        name = with_suffix(name, "_" + _name_hash(raw))
+        name = with_suffix(name, "_" + short_hash(raw))
     return name
 
 
@@ -184,22 +186,9 @@ def distinct_column_name(raw: str, index: int) -> str:
     result depends on the key alone, never on the order keys were met in (one parser per file).
     """
     name = clean_column_name(raw, index)
-    if name == raw or name.endswith("_" + _name_hash(raw)):
+    if name == raw or name.endswith("_" + short_hash(raw)):
         return name
-    return with_suffix(name, "_" + _name_hash(raw))
-
-
-MAX_NAME_BYTES = 63
-
-
-def _name_hash(raw: str) -> str:
-    return hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
-
-
-def with_suffix(name: str, suffix: str) -> str:
-    """`name` cut (at a character boundary) so that name + suffix fits 63 UTF-8 bytes."""
-    room = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
-    return name.encode("utf-8")[:room].decode("utf-8", "ignore") + suffix
+    return with_suffix(name, "_" + short_hash(raw))
 
 
 def _unique(name: str, seen: set[str]) -> str:

@@ -9,12 +9,13 @@ rejects and its ledger row are written in the same transaction.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import psycopg
 from psycopg import sql
 
+from sync_assets.core import pg
 from sync_assets.core.locks import ddl_transaction
 from sync_assets.core.pg import META_SCHEMA, ensure_schema, ident
 
@@ -42,8 +43,11 @@ SETTINGS = {
     "_file_mtime": ("sync_assets.file_mtime", "ftp_setting_time"),
     "_run_id": ("sync_assets.run_id", "ftp_setting_text"),
 }
-_SETTING_FUNCTIONS = {"ftp_setting_text": "text", "ftp_setting_int": "integer",
-                      "ftp_setting_time": "timestamptz"}  # fmt: skip
+_SETTING_FUNCTIONS = {
+    "ftp_setting_text": "text",
+    "ftp_setting_int": "integer",
+    "ftp_setting_time": "timestamptz",
+}
 
 
 def provenance_default(column: str) -> sql.Composed:
@@ -79,10 +83,7 @@ class LedgerEntry:
     delete_error: str | None = None
 
 
-_LEDGER_COLUMNS = (
-    "source", "path", "version", "size", "mtime", "head_hash", "head_len", "offset_bytes",
-    "lines_consumed", "rows_loaded", "rows_rejected", "status", "format", "error", "delete_error",
-)  # fmt: skip
+_LEDGER_COLUMNS = tuple(f.name for f in fields(LedgerEntry))  # in table order
 
 
 def ensure_meta_tables(conn: psycopg.Connection) -> None:
@@ -189,13 +190,8 @@ def _create_target_table(cur: psycopg.Cursor, schema: str, table: str) -> None:
 
 
 def table_columns(cur: psycopg.Cursor, schema: str, table: str) -> dict[str, str]:
-    """Column name → data type (as information_schema spells it), in table order."""
-    cur.execute(
-        "SELECT column_name, data_type FROM information_schema.columns"
-        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-        (schema, table),
-    )
-    return dict(cur.fetchall())
+    """Column name → type (the base spelling, as information_schema's data_type), in order."""
+    return pg.table_columns(cur, schema, table, modifiers=False)
 
 
 ROW_COUNT_TIMEOUT = "5s"
@@ -203,10 +199,7 @@ ROW_COUNT_TIMEOUT = "5s"
 
 def exact_row_count(cur: psycopg.Cursor, schema: str, table: str) -> int:
     """count(*) inside the caller's transaction, cancelled after ROW_COUNT_TIMEOUT."""
-    cur.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(ROW_COUNT_TIMEOUT)))
-    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(ident(schema, table)))
-    row = cur.fetchone()
-    return int(row[0]) if row else 0
+    return pg.exact_row_count(cur, schema, table, timeout=ROW_COUNT_TIMEOUT)
 
 
 def table_row_estimate(cur: psycopg.Cursor, schema: str, table: str) -> int:

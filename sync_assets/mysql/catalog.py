@@ -1,4 +1,4 @@
-"""What the two servers hold: MySQL tables, columns and keys; PostgreSQL's existing columns.
+"""What MySQL holds: base tables, their columns and keys.
 
 MySQL metadata comes from information_schema with bound parameters (names are data there).
 """
@@ -8,10 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import psycopg
 import pymysql
-
-from sync_assets.mysql.types import SourceColumn
 
 _COLUMNS_SQL = """
 SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE = 'YES',
@@ -35,6 +32,35 @@ ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX
 """
 
 _JSON_VALID = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    """One column as information_schema describes it."""
+
+    name: str
+    data_type: str  # lower-case, e.g. "int"
+    column_type: str  # full, as MySQL spells it (ENUM values keep their case)
+    nullable: bool
+    precision: int | None = None
+    scale: int | None = None
+    char_length: int | None = None
+    is_json: bool = False
+    extra: str = ""
+    charset: str | None = None
+
+    @property
+    def unsigned(self) -> bool:
+        return "unsigned" in self.column_type.lower()
+
+    @property
+    def bool_candidate(self) -> bool:
+        """`TINYINT(1)`: boolean in PostgreSQL if every value is 0, 1 or NULL."""
+        return self.data_type == "tinyint" and self.column_type.lower().startswith("tinyint(1)")
+
+    @property
+    def auto_updated(self) -> bool:
+        return "on update" in self.extra.lower()
 
 
 class TableNotFoundError(LookupError):
@@ -133,29 +159,3 @@ def read_source_table(conn: pymysql.Connection, database: str, table: str) -> So
         else:
             result.unique_keys.append(cols)
     return result
-
-
-def pg_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
-    """Existing target columns → their PostgreSQL type as `format_type` spells it ({} if none)."""
-    rows = conn.execute(
-        """
-        SELECT a.attname, format_type(a.atttypid, a.atttypmod)
-        FROM pg_attribute a
-        JOIN pg_class c ON c.oid = a.attrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
-        ORDER BY a.attnum
-        """,
-        (schema, table),
-    ).fetchall()
-    return {name: normalise_pg_type(type_name) for name, type_name in rows}
-
-
-def normalise_pg_type(type_name: str) -> str:
-    """`format_type` spellings → the vocabulary `types.map_column` uses."""
-    aliases = {
-        "timestamp without time zone": "timestamp",
-        "timestamp with time zone": "timestamptz",
-        "character varying": "text",
-    }
-    return aliases.get(type_name, type_name)

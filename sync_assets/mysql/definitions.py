@@ -8,14 +8,15 @@ contacted, so the code location loads (with the last known tables) when MySQL is
 import dagster as dg
 
 from sync_assets import project_config
-from sync_assets.core.pg import relation_identifier
+from sync_assets.core.metadata import table_metadata
+from sync_assets.core.names import MYSQL_GROUP, MYSQL_SOURCE_GROUP
 from sync_assets.mysql import config
 from sync_assets.mysql.naming import asset_name, lower_names
 from sync_assets.mysql.sync import SyncReport, sync_table
 from sync_assets.resources import MySQLResource, PostgresResource
 
-SOURCE_GROUP = "legacy_mysql_source"
-GROUP = "legacy_mysql"
+SOURCE_GROUP = MYSQL_SOURCE_GROUP
+GROUP = MYSQL_GROUP
 POOL = "mysql"
 ROW_COUNT_CHECK = "row_count_matches_source"
 VALUES_CHECK = "values_match_source"
@@ -33,12 +34,12 @@ def report_metadata(report: SyncReport, database: str) -> dict[str, object]:
         for name, pg_type in report.columns
     ]
     return {
-        "dagster/row_count": report.row_count,
-        "dagster/column_schema": dg.TableSchema(columns=columns),
-        "dagster/relation_identifier": relation_identifier(
-            database, report.target_schema, report.target_table
+        **table_metadata(
+            relation=(database, report.target_schema, report.target_table),
+            row_count=report.row_count,
+            columns=columns,
+            table_name=f"{report.target_schema}.{report.target_table}",
         ),
-        "dagster/table_name": f"{report.target_schema}.{report.target_table}",
         "mode": report.mode,
         "mode_reason": report.reason,
         "rows_read": report.rows_read,

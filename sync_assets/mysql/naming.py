@@ -1,17 +1,16 @@
 """Names: MySQL quoting, lower-casing with collision errors, derived PostgreSQL names, asset keys.
 
 Source names are never pasted raw into SQL: MySQL names go through `mq` (backticks doubled),
-PostgreSQL names through `core.pg.ident`. Derived names (staging tables, index names) are kept
-within PostgreSQL's 63-byte limit with a stable hash suffix instead of being truncated silently.
+PostgreSQL names through `core.pg.ident`. Derived names (staging tables, index names) come from
+`core.pg.derived_name`, which keeps them within PostgreSQL's limit with a stable hash suffix.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 
-from sync_assets.core.pg import MAX_IDENTIFIER_BYTES, check_identifier
+from sync_assets.core.pg import check_identifier, short_hash
 from sync_assets.core.settings import ConfigError
 
 
@@ -40,21 +39,6 @@ def lower_names(names: Iterable[str], what: str) -> dict[str, str]:
         seen[target] = name
         result[name] = target
     return result
-
-
-def short_hash(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=4).hexdigest()
-
-
-def derived_name(base: str, suffix: str) -> str:
-    """`base_suffix`, shortened with a hash when it would exceed PostgreSQL's limit."""
-    name = f"{base}_{suffix}"
-    if len(name.encode("utf-8")) <= MAX_IDENTIFIER_BYTES:
-        return name
-    tail = f"_{short_hash(base)}_{suffix}"
-    room = MAX_IDENTIFIER_BYTES - len(tail.encode("utf-8"))
-    head = base.encode("utf-8")[:room].decode("utf-8", errors="ignore")
-    return head + tail
 
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_]")

@@ -13,8 +13,7 @@ import psycopg
 from psycopg import sql
 
 from sync_assets.core.locks import ddl_transaction
-from sync_assets.core.pg import META_SCHEMA, ensure_schema, ident
-from sync_assets.mysql.naming import derived_name
+from sync_assets.core.pg import META_SCHEMA, derived_name, ensure_schema, ident
 
 STATE_TABLE = "mysql_tables"
 

@@ -18,6 +18,7 @@ import psycopg
 import pymysql
 from pymysql.converters import conversions
 
+from sync_assets.core.pg import COPY_BYTE_ESCAPES
 from sync_assets.mysql.wire import rows_reader
 
 # Keep pymysql's parameter encoders but no value decoders: rows arrive as raw bytes.
@@ -50,7 +51,6 @@ def raw_connection(resource: Any) -> pymysql.Connection:
     )
 
 
-_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))
 # Marker bytes from `types` (never valid in UTF-8) → their COPY text meaning.
 _MARKERS = bytes.maketrans(b"\xff\xfe\xfd\xfc", b"\t\n\\\\")
 ROW_SEPARATOR = b"\xfe"
@@ -59,7 +59,7 @@ ROW_SEPARATOR = b"\xfe"
 def finish_chunk(rows: list[bytes], stats: StreamStats) -> bytes:
     """Rows as MySQL rendered them (see `types`) → one chunk of COPY text, all in C loops."""
     chunk = ROW_SEPARATOR.join(rows)
-    for special, escaped in _ESCAPES:
+    for special, escaped in COPY_BYTE_ESCAPES:
         if special in chunk:
             chunk = chunk.replace(special, escaped)
     if b"\x00" in chunk:  # PostgreSQL text cannot hold NUL characters: removed, counted

@@ -1,9 +1,10 @@
 """A fast reader for one-column result rows, straight from pymysql's socket buffer.
 
-pymysql spends about 1.3 µs of Python per row building packet objects. Our SELECT returns one
-column per row (the whole pre-rendered line), so a row packet is just a length-encoded string:
-this reader takes the bytes of many packets at once from the connection's buffered socket
-file and slices the row values out in one tight loop (about a third of pymysql's cost).
+pymysql spends most of its per-row time in Python, building packet objects. Our SELECT returns
+one column per row (the whole pre-rendered line), so a row packet is just a length-encoded
+string: this reader takes the bytes of many packets at once from the connection's buffered
+socket file and slices the row values out in one tight loop (docs/performance.md has the
+figures).
 
 It uses three pymysql internals (`_rfile`, `_next_seq_id`, the active unbuffered result) and
 leaves them exactly as pymysql's own reader would, so the connection stays usable. When they

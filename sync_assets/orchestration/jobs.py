@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-FTP_GROUP = "machine_logs"
-MYSQL_GROUP = "legacy_mysql"
+from sync_assets.core.names import FTP_GROUP, MYSQL_GROUP
 
 FTP_JOB_NAME = "ftp_logs_job"
 MYSQL_JOB_NAME = "mysql_sync_job"

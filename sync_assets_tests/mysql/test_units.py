@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from sync_assets.core.pg import derived_name
 from sync_assets.core.settings import ConfigError
 from sync_assets.mysql.config import table_options
-from sync_assets.mysql.naming import NameCollisionError, asset_name, derived_name, lower_names, mq
+from sync_assets.mysql.naming import NameCollisionError, asset_name, lower_names, mq
 from sync_assets.mysql.types import (
     SourceColumn,
     UnsupportedTypeError,
@@ -53,8 +54,13 @@ def test_names() -> None:
 
 def test_enum_values_as_information_schema_spells_them() -> None:
     assert enum_values("enum('G','PG-13','it''s','a,b','back\\\\slash','')") == [
-        "G", "PG-13", "it's", "a,b", "back\\slash", "",
-    ]  # fmt: skip
+        "G",
+        "PG-13",
+        "it's",
+        "a,b",
+        "back\\slash",
+        "",
+    ]
 
 
 def test_unknown_type_is_refused_with_its_name() -> None:

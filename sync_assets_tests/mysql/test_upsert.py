@@ -8,7 +8,7 @@ import psycopg
 import pymysql
 import pytest
 
-from sync_assets.mysql import sync as engine
+from sync_assets.mysql import incremental as engine
 from sync_assets_tests.mysql.conftest import SyncFn, assert_same_table, run_sql
 
 TABLE = """CREATE TABLE parts (
