@@ -16,6 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files a throwaway server presents: its certificate, its key, and the CA to trust."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 @dataclass
 class ServerInfo:
     """Where a server listens and who to log in as; `process` is set for throwaway servers."""
@@ -77,7 +86,25 @@ def _run_as_postgres_user() -> list[str]:
     return []
 
 
-def start_throwaway_postgres() -> ServerInfo:
+def _postgres_tls_options(tls: TLSFiles | None, workdir: Path, owner: bool) -> list[str]:
+    """`-c ssl=on` options; PostgreSQL wants its key private to the server's user, so the
+    files are copied into its directory (and handed to the `postgres` user when root)."""
+    if tls is None:
+        return []
+    options = ["-c", "ssl=on"]
+    for setting, source in (("ssl_cert_file", tls.cert), ("ssl_key_file", tls.key),
+                            ("ssl_ca_file", tls.ca)):  # fmt: skip
+        target = workdir / f"tls-{setting}.pem"
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        if owner:
+            shutil.chown(target, "postgres", "postgres")
+        options += ["-c", f"{setting}={target}"]
+    return options
+
+
+def start_throwaway_postgres(tls: TLSFiles | None = None) -> ServerInfo:
+    """A throwaway cluster; with `tls`, `ssl=on` with those files (TCP still accepts both)."""
     initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
     if not (initdb and postgres):
         raise RuntimeError("PostgreSQL is not reachable and its binaries are not installed")
@@ -92,9 +119,10 @@ def start_throwaway_postgres() -> ServerInfo:
         capture_output=True,
     )
     port = free_port()
+    tls_options = _postgres_tls_options(tls, workdir, bool(prefix))
     proc = subprocess.Popen(
         [*prefix, postgres, "-D", str(datadir), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(workdir), "-c", "fsync=off"],
+         "-k", str(workdir), "-c", "fsync=off", *tls_options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -103,7 +131,16 @@ def start_throwaway_postgres() -> ServerInfo:
     return ServerInfo("postgres", "127.0.0.1", port, "postgres", process=proc, workdir=workdir)
 
 
-def start_throwaway_mariadb() -> ServerInfo:
+def _mariadb_tls_options(tls: TLSFiles | None) -> list[str]:
+    """TLS with the given files, or none at all (`--skip-ssl`: recent MariaDB releases would
+    otherwise generate a self-signed certificate and offer TLS anyway)."""
+    if tls is None:
+        return ["--skip-ssl"]
+    return [f"--ssl-cert={tls.cert}", f"--ssl-key={tls.key}", f"--ssl-ca={tls.ca}"]
+
+
+def start_throwaway_mariadb(tls: TLSFiles | None = None) -> ServerInfo:
+    """A throwaway server; with `tls` it offers TLS with those files, without it no TLS."""
     mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
     install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if not (Path(mariadbd).exists() and install_db):
@@ -123,7 +160,8 @@ def start_throwaway_mariadb() -> ServerInfo:
     proc = subprocess.Popen(
         [mariadbd, "--no-defaults", f"--datadir={datadir}", f"--port={port}",
          "--bind-address=127.0.0.1",
-         f"--socket={workdir / 'mysqld.sock'}", f"--user={user}", "--skip-grant-tables=0"],
+         f"--socket={workdir / 'mysqld.sock'}", f"--user={user}", "--skip-grant-tables=0",
+         *_mariadb_tls_options(tls)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
