@@ -7,6 +7,7 @@ user in its own directory on a free port and is stopped (and its files removed) 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -103,8 +104,23 @@ def _postgres_tls_options(tls: TLSFiles | None, workdir: Path, owner: bool) -> l
     return options
 
 
-def start_throwaway_postgres(tls: TLSFiles | None = None) -> ServerInfo:
-    """A throwaway cluster; with `tls`, `ssl=on` with those files (TCP still accepts both)."""
+def _initdb_auth(workdir: Path, password_auth: bool) -> tuple[list[str], str]:
+    """initdb's authentication options and the superuser's password ("" for trust)."""
+    if not password_auth:
+        return ["--auth=trust"], ""
+    password = secrets.token_urlsafe(16)
+    pwfile = workdir / "superuser-password"
+    pwfile.write_text(password + "\n", encoding="utf-8")
+    if os.geteuid() == 0:
+        shutil.chown(pwfile, "postgres", "postgres")
+    return ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"], password
+
+
+def start_throwaway_postgres(
+    tls: TLSFiles | None = None, password_auth: bool = False
+) -> ServerInfo:
+    """A throwaway cluster; with `tls`, `ssl=on` with those files (TCP still accepts both);
+    with `password_auth`, TCP logins need a password (the superuser's is in the result)."""
     initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
     if not (initdb and postgres):
         raise RuntimeError("PostgreSQL is not reachable and its binaries are not installed")
@@ -113,8 +129,9 @@ def start_throwaway_postgres(tls: TLSFiles | None = None) -> ServerInfo:
     if prefix:
         shutil.chown(workdir, "postgres", "postgres")
     datadir = workdir / "data"
+    auth_options, password = _initdb_auth(workdir, password_auth)
     subprocess.run(
-        [*prefix, initdb, "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        [*prefix, initdb, "-D", str(datadir), "-U", "postgres", *auth_options, "-E", "UTF8"],
         check=True,
         capture_output=True,
     )
@@ -128,7 +145,9 @@ def start_throwaway_postgres(tls: TLSFiles | None = None) -> ServerInfo:
     )  # fmt: skip
     _wait_for_port("127.0.0.1", port, proc, "PostgreSQL")
     time.sleep(0.5)
-    return ServerInfo("postgres", "127.0.0.1", port, "postgres", process=proc, workdir=workdir)
+    return ServerInfo(
+        "postgres", "127.0.0.1", port, "postgres", password, process=proc, workdir=workdir
+    )
 
 
 def _mariadb_tls_options(tls: TLSFiles | None) -> list[str]:
