@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 
@@ -153,3 +154,58 @@ def test_shared_parameters_from_the_environment(
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         postgres_params_from_env({"POSTGRES_HOST": "h", "POSTGRES_USER": "u", **env})
+
+
+INSTANCE_YAML = """
+storage:
+  custom:
+    module: sync_assets.core.instance_storage
+    class: EnvPostgresStorage
+    config:
+      db_name: {env: DAGSTER_PG_DB}
+telemetry:
+  enabled: false
+"""
+
+
+def _instance_env(
+    monkeypatch: pytest.MonkeyPatch, server: ServerInfo, password_file: Path, root_cert: Path
+) -> None:
+    for name, value in {
+        "POSTGRES_HOST": server.host,
+        "POSTGRES_PORT": str(server.port),
+        "POSTGRES_USER": server.user,
+        "POSTGRES_PASSWORD_FILE": str(password_file),
+        "POSTGRES_SSLMODE": "verify-full",
+        "POSTGRES_SSLROOTCERT": str(root_cert),
+        "DAGSTER_PG_DB": "postgres",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("POSTGRES_PASSWORD", raising=False)
+
+
+def test_dagster_storage_uses_the_same_settings(
+    tls_postgres: ServerInfo,
+    password_file: Path,
+    pki: PKI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+    _instance_env(monkeypatch, tls_postgres, password_file, pki.ca.ca_file)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.get_runs() == []  # tables created and read over verified TLS
+        assert tls_postgres.password not in instance.info_str()
+    admin = _resource(tls_postgres, password=tls_postgres.password)
+    with admin.connection() as conn:
+        assert conn.execute("SELECT to_regclass('runs') IS NOT NULL").fetchone()[0]
+
+    # The same storage refuses a server whose certificate the configured CA did not sign.
+    _instance_env(monkeypatch, tls_postgres, password_file, pki.unknown_ca.ca_file)
+    with (
+        pytest.raises(Exception, match="too many retries"),
+        dg.DagsterInstance.from_config(str(tmp_path)) as instance,
+    ):
+        instance.get_runs()
+    assert "certificate verify failed" in caplog.text
