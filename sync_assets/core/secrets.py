@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 MASK = "***"
@@ -44,3 +45,15 @@ def resolve_secret(variable: str, value: str | None, file_path: str | None) -> s
     if file_path:
         return read_secret_file(f"{variable}_FILE", file_path)
     return value or ""
+
+
+def environment_secrets(variables: Iterable[str], environ: Mapping[str, str]) -> list[str]:
+    """The values of the secret `variables` and the contents of their `*_FILE` files, for
+    `redact` (an unreadable file contributes nothing: nothing from it can be shown)."""
+    values = [environ[name] for name in variables if environ.get(name)]
+    for name in variables:
+        path = environ.get(f"{name}_FILE")
+        if path:
+            with contextlib.suppress(SecretFileError):
+                values.append(read_secret_file(f"{name}_FILE", path))
+    return values
