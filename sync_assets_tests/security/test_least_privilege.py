@@ -29,6 +29,15 @@ from sync_assets_tests.conftest import (
 
 pytestmark = pytest.mark.slow
 
+# Dagster's storage in PostgreSQL as the same role, connected like the sync (TLS, password file).
+INSTANCE_YAML = """
+storage:
+  custom:
+    module: sync_assets.core.instance_storage
+    class: EnvPostgresStorage
+    config:
+      db_name: {env: DAGSTER_PG_DB}
+"""
 SYNC_SCHEMAS = {"legacy", "machine_logs", "sync_meta"}  # the default target schemas
 
 
@@ -53,6 +62,11 @@ def _grant_postgres(server: ServerInfo, database: str, role: str, password: str)
                 sql.Identifier(database), sql.Identifier(role)
             )
         )
+        conn.execute(  # Dagster's storage: a database of its own, owned by the same role
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(f"{database}_dagster"), sql.Identifier(role)
+            )
+        )
     with pg_admin_connect(server, database) as conn:  # PostgreSQL < 15 lets PUBLIC create here
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
 
@@ -74,6 +88,7 @@ def roles(pg_server: ServerInfo, mysql_server: ServerInfo) -> Iterator[Roles]:
     found = Roles(f"sa_lp_{suffix}", pg_database, f"sa_lp_{suffix}", mysql_database)
     yield found
     drop_pg_database(pg_server, pg_database)
+    drop_pg_database(pg_server, f"{pg_database}_dagster")
     with pg_admin_connect(pg_server) as conn:
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(found.pg_role)))
     drop_mysql_database(mysql_server, mysql_database)
@@ -107,6 +122,7 @@ def test_both_jobs_run_with_least_privileges(
         "FTP_HOST": ftp.host, "FTP_PORT": str(ftp.port), "FTP_USER": ftp.user,
         "FTP_PASS": ftp.password, "FTP_DIR": "/",
         "SYNC_ASSETS_STATE_DIR": str(tmp_path / "state"),
+        "DAGSTER_PG_DB": f"{roles.pg_database}_dagster",
     }  # fmt: skip
     for name in ("POSTGRES_PASSWORD", "MYSQL_PASSWORD", "FTP_PASS_FILE"):
         monkeypatch.delenv(name, raising=False)
@@ -114,7 +130,10 @@ def test_both_jobs_run_with_least_privileges(
         monkeypatch.setenv(name, value)
     try:
         defs = build_definitions()
-        with dg.instance_for_test() as instance:
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+        with dg.DagsterInstance.from_config(str(home)) as instance:
             for job in ("mysql_sync_job", "ftp_logs_job"):
                 result = defs.resolve_job_def(job).execute_in_process(instance=instance)
                 assert result.success, job
@@ -146,3 +165,8 @@ def test_both_jobs_run_with_least_privileges(
     assert outside == 0
     assert legacy_rows > 0 and log_tables > 0
     assert superuser is False
+    with pg_admin_connect(pg_server, f"{roles.pg_database}_dagster") as conn:
+        runs, owner = conn.execute(
+            "SELECT (SELECT count(*) FROM runs), tableowner FROM pg_tables WHERE tablename = 'runs'"
+        ).fetchone()
+    assert (runs, owner) == (2, roles.pg_role)
