@@ -32,6 +32,13 @@ from sync_assets.core.settings import (
 )
 
 CONNECT_TIMEOUT_SECONDS = 15
+# Variables added for TLS and secret files (not the old container's): optional, each with a
+# safe default, so a deployment passes only those it uses.
+SECURITY_VARIABLES = frozenset({
+    "POSTGRES_PASSWORD_FILE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT",
+    "MYSQL_PASSWORD_FILE", "MYSQL_SSL_MODE", "MYSQL_SSL_CA",
+    "FTP_PASS_FILE", "FTP_TLS_VERIFY", "FTP_TLS_CA_FILE",
+})  # fmt: skip
 MYSQL_SSL_MODES = ("disabled", "preferred", "required", "verify_ca", "verify_identity")
 
 
