@@ -226,8 +226,8 @@ class MySQLResource(_SecretAwareResource):
         that does not offer TLS, before the password is sent.
         """
         mode = self.tls_mode
-        if self.ssl_ca and mode in ("disabled", "preferred"):
-            raise ConfigError(
+        if self.ssl_ca and mode in ("disabled", "preferred", "required"):
+            raise ConfigError(  # a CA that is silently not checked would be a false comfort
                 f"MYSQL_SSL_CA is set but MYSQL_SSL_MODE is {mode.upper()}: it would not be"
                 " used (set MYSQL_SSL_MODE=VERIFY_CA or VERIFY_IDENTITY)"
             )

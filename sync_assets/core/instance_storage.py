@@ -17,14 +17,16 @@ The UI's instance page shows this config (variable names), never the URL.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.utils import get_conn_string
 
 from sync_assets.core.settings import postgres_params_from_env
+
+if TYPE_CHECKING:
+    from dagster._serdes import ConfigurableClassData
 
 # dagster-postgres 0.29 closes psycopg 3 connections it means to keep: psycopg2 is what it expects.
 DEFAULT_SCHEME = "postgresql+psycopg2"

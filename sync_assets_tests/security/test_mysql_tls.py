@@ -119,8 +119,9 @@ def test_required_refuses_a_server_without_tls(plain_mariadb: ServerInfo, pki: P
 def test_ca_without_verification_is_a_config_error(tls_mariadb: ServerInfo, pki: PKI) -> None:
     resource = _resource(tls_mariadb, "mysql", ssl_mode="REQUIRED", ssl_ca="")
     assert isinstance(resource.tls_options()["ssl"], ssl.SSLContext)
-    with pytest.raises(ConfigError, match="MYSQL_SSL_CA is set but MYSQL_SSL_MODE is PREFERRED"):
-        _resource(tls_mariadb, "mysql", ssl_ca=str(pki.ca.ca_file)).connect()
+    for mode in ("PREFERRED", "REQUIRED"):
+        with pytest.raises(ConfigError, match=f"MYSQL_SSL_CA is set but MYSQL_SSL_MODE is {mode}"):
+            _resource(tls_mariadb, "mysql", ssl_mode=mode, ssl_ca=str(pki.ca.ca_file)).connect()
     with pytest.raises(ConfigError, match="MYSQL_SSL_MODE must be one of"):
         _resource(tls_mariadb, "mysql", ssl_mode="VERIFY").connect()
 
