@@ -272,7 +272,7 @@ class FTPResource(_SecretAwareResource):
     """The FTP server where the machines drop their log files."""
 
     host: str = ""
-    port: str = "21"
+    port: str = ""  # 21, or 990 with FTP_TLS=implicit
     user: str = ""
     password: str = ""
     password_file: str = ""
@@ -300,7 +300,8 @@ class FTPResource(_SecretAwareResource):
     }
 
     def describe(self) -> str:
-        return f"ftp://{self.user}@{self.host}:{self.port}{self.directory}"
+        port = self.port or ("990" if (self.tls or "").strip().lower() == "implicit" else "21")
+        return f"ftp://{self.user}@{self.host}:{port}{self.directory}"
 
     @property
     def host_name(self) -> str:
@@ -390,7 +391,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "ftp": FTPResource(
             **_bind(
                 FTPResource,
-                port="21",
+                port="",  # 21, or 990 with FTP_TLS=implicit
                 password="",
                 directory="/",
                 password_file="",

@@ -17,7 +17,7 @@ from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
 
 from sync_assets.devtools.ftp_server import FTPServerHandle, start_ftp_server
 from sync_assets.ftp.client import FTPClient, RetryPolicy
-from sync_assets.resources import FTPResource, SourceUnavailableError
+from sync_assets.resources import FTPResource, SourceUnavailableError, build_resources
 from sync_assets_tests.conftest import make_ftp_resource
 from sync_assets_tests.security.conftest import PKI
 from sync_assets_tests.security.pki import ServerCert
@@ -159,9 +159,13 @@ def test_implicit_ftps_refuses_a_wrong_host(ftps_server, pki: PKI) -> None:
         _download(resource)
 
 
-def test_implicit_port_defaults_to_990() -> None:
-    assert FTPResource(host="h", user="u", tls="implicit", port="").port_number == 990
-    assert FTPResource(host="h", user="u", tls="true", port="").port_number == 21
+def test_implicit_port_defaults_to_990(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FTP_PORT", raising=False)
+    assert build_resources()["ftp"].port == ""  # the code location binds no port by default
+    implicit = FTPResource(host="h", user="u", tls="implicit", port="")
+    assert implicit.port_number == 990 and ":990/" in implicit.describe()
+    assert FTPResource(host="h", user="u", tls="true").port_number == 21
+    assert FTPResource(host="h", user="u", tls="implicit", port="2990").port_number == 2990
 
 
 def test_data_connections_resume_the_tls_session(ftps_server, pki: PKI) -> None:
