@@ -406,7 +406,10 @@ class _FastCopy:
         fmt = loader.fmt
         self.delimiter = fmt.delimiter.encode("ascii")
         self.width = len(fmt.columns)
-        self.null_bytes = frozenset(v.encode(fmt.encoding) for v in loader.nulls if v)
+        # The sentinels as bytes of the file's encoding ("utf-8-sig" would prefix a BOM to
+        # each, and no field would ever match: NaN loaded as NaN on this path only).
+        encoding = "utf-8" if fmt.encoding == "utf-8-sig" else fmt.encoding
+        self.null_bytes = frozenset(v.encode(encoding) for v in loader.nulls if v)
         # Cheap pre-filter of the fields that may be a sentinel: their length and first byte.
         np = _numpy()
         self.null_longest = max(map(len, self.null_bytes), default=0)
