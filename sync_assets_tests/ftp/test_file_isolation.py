@@ -8,12 +8,15 @@ PostgreSQL connection) stop the run without marking any file failed.
 
 from __future__ import annotations
 
+import errno
+import gzip
 import threading
 import time
 from collections import Counter
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 from psycopg import sql
@@ -21,8 +24,9 @@ from pyftpdlib.handlers import FTPHandler
 
 from sync_assets.ftp import filework
 from sync_assets.ftp.cli import reingest
+from sync_assets.ftp.definitions import CHECK_NAME, build_log_asset, build_source_spec
 from sync_assets.ftp.ingest import ingest_source
-from sync_assets.resources import PostgresResource
+from sync_assets.resources import PostgresResource, SourceUnavailableError
 from sync_assets_tests.conftest import make_ftp_resource
 from sync_assets_tests.ftp import hostile_corpus
 from sync_assets_tests.ftp.conftest import ledger, rejects, write_file
@@ -133,7 +137,9 @@ def test_a_hostile_corpus_loads_every_good_file_once_and_isolates_the_odd_ones(
     # does, so that a header written later is read as a header (see the preamble rule).
     no_header = next(n for n in corpus.files if n.endswith("only_newlines.csv"))
     assert set(by_status) - {f"/{no_header}"} == {f"/{shrunk}", f"/{grown}"}, by_status
-    assert _rows_of(pg_conn, source, f"/{shrunk}") == [(7, 7.0, _ts())]
+    assert _rows_of(pg_conn, source, f"/{shrunk}") == [
+        (7, 7.0, datetime(2026, 11, 28, 10, tzinfo=UTC))
+    ]
     assert len(_rows_of(pg_conn, source, f"/{grown}")) == 101
     after = _loaded_rows(pg_conn, source)
     assert {p: n for p, n in after.items() if after[p] != loaded_rows[p]} == {
@@ -141,12 +147,6 @@ def test_a_hostile_corpus_loads_every_good_file_once_and_isolates_the_odd_ones(
         f"/{grown}": 101,
     }
     print(f"first run: {len(corpus.files)} files in {first_run_seconds:.1f} s")
-
-
-def _ts():
-    from datetime import datetime
-
-    return datetime(2026, 11, 28, 10, tzinfo=UTC)
 
 
 # --- a failed file: not read again until it changes; a fix plus reingest loads it once -----------
@@ -288,3 +288,83 @@ def test_a_cancelled_statement_stops_the_run_and_marks_no_file_failed(
     again = ingest_source(ftp, pg_resource, source)
     assert again.failed_files == {}
     assert _loaded_ids(pg_conn, source) == {f"/{n}.csv": [1, 2] for n in "abcd"}
+
+
+# --- what the run says: metadata for an alert, an ERROR check while a file is failed ------------
+
+
+def test_materialisation_counts_failed_files_and_the_check_is_an_error(
+    ftp_server_factory, pg_resource, make_source
+) -> None:
+    server = ftp_server_factory(mlsd=True)
+    write_file(server.root, "good.csv", _csv_with_long_line(3))
+    write_file(server.root, "broken.csv.gz", b"not gzip at all\n")
+    source = make_source("meta")
+    resources = {"postgres": pg_resource, "ftp": make_ftp_resource(server)}
+
+    def materialise() -> tuple[dict, dg.AssetCheckEvaluation]:
+        result = dg.materialize(
+            [build_source_spec(source), build_log_asset(source)], resources=resources
+        )
+        assert result.success  # a failed file does not fail the step
+        [materialisation] = result.asset_materializations_for_node(f"logs__{source.name}")
+        [check] = result.get_asset_check_evaluations()
+        assert check.check_name == CHECK_NAME
+        return materialisation.metadata, check
+
+    meta, check = materialise()
+    assert meta["files_failed"].value == 1 and meta["files_newly_failed"].value == 1
+    assert meta["files_failed_total"].value == 1 and meta["rows_loaded"].value == 2
+    [newly] = meta["newly_failed_files"].value
+    assert newly["path"] == "/broken.csv.gz" and "gzip" in newly["error"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "/broken.csv.gz: BadGzipFile" in check.metadata["failed_files"].value
+
+    # The next run: nothing newly failed (no second alert), still an ERROR until it is fixed.
+    meta, check = materialise()
+    assert meta["files_newly_failed"].value == 0 and meta["newly_failed_files"].value == []
+    assert meta["files_failed_total"].value == 1
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+
+    (server.root / "broken.csv.gz").unlink()  # removed by the operator: the check passes
+    meta, check = materialise()
+    assert meta["files_failed_total"].value == 0 and check.passed
+
+
+def test_whose_fault_with_real_errors(pg_resource: PostgresResource) -> None:
+    """A file's errors (a value PostgreSQL refuses, a broken gzip, a parser surprise) against
+    the servers' (a cancelled statement, a lost connection, a full disk, FTP unreachable)."""
+    conn = pg_resource.connect(autocommit=True)
+    with pytest.raises(psycopg.DataError) as refused:
+        conn.execute("SELECT 'x'::bigint")
+    assert filework.is_file_fault(refused.value, conn)
+    with pytest.raises(psycopg.errors.TooManyColumns) as too_wide:
+        conn.execute(
+            sql.SQL("CREATE TEMP TABLE wide ({})").format(
+                sql.SQL(", ").join(sql.SQL(f"c{i} int") for i in range(1700))
+            )
+        )
+    assert filework.is_file_fault(too_wide.value, conn)
+    with pytest.raises(gzip.BadGzipFile) as not_gzip:
+        gzip.decompress(b"not gzip")
+    assert filework.is_file_fault(not_gzip.value, conn)
+    assert filework.is_file_fault(ValueError("a parser surprise"), conn)
+
+    conn.execute("SET statement_timeout = '1ms'")
+    with pytest.raises(psycopg.errors.QueryCanceled) as cancelled:
+        conn.execute("SELECT pg_sleep(1)")
+    assert not filework.is_file_fault(cancelled.value, conn)
+    assert not filework.is_file_fault(OSError(errno.ENOSPC, "No space left on device"), conn)
+    assert not filework.is_file_fault(SourceUnavailableError("FTP down"), conn)
+    assert not filework.is_file_fault(MemoryError(), conn)
+
+    conn.execute("SET statement_timeout = 0")
+    pid = conn.info.backend_pid
+    with pg_resource.connection(autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(psycopg.OperationalError) as lost:
+        conn.execute("SELECT 1")
+    assert not filework.is_file_fault(lost.value, conn)
+    # Even an error that would be a file's is not, once the connection is gone.
+    assert not filework.is_file_fault(refused.value, conn)
+    conn.close()
