@@ -67,8 +67,10 @@ def _metadata(report: IngestReport, database: str) -> dict[str, object]:
     }
 
 
-# Paths listed in the metadata (the counts are exact; the ledger has every file).
+# Paths listed in the metadata (the counts are exact; the ledger has every file and its
+# whole error), and the characters of each error shown there.
 LISTED_FAILED_FILES = 1000
+LISTED_ERROR_CHARS = 300
 
 
 def _failure_metadata(report: IngestReport) -> dict[str, object]:
@@ -80,7 +82,7 @@ def _failure_metadata(report: IngestReport) -> dict[str, object]:
         "files_failed_total": len(report.failed_files),
         "newly_failed_files": dg.MetadataValue.json(
             [
-                {"path": path, "error": report.failed_files.get(path, "")}
+                {"path": path, "error": report.failed_files.get(path, "")[:LISTED_ERROR_CHARS]}
                 for path in report.newly_failed[:LISTED_FAILED_FILES]
             ]
         ),

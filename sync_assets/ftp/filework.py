@@ -169,11 +169,27 @@ class FileWorker:
             if self.ctx.looks.confirm(remote.path, snap) is None:
                 self.log.warning(f"{remote.path}: cannot be read now ({reason}); skipped")
             return FileOutcome(remote.path, "unreadable", error=reason)
+        except SourceUnavailableError as exc:  # its transfer failed, retries included
+            if not self._server_answers(remote.path):
+                raise  # the server is gone: the run stops
+            # The server answers, only this file's transfer fails (a 451, a data connection
+            # it keeps dropping): skipped, read again next run, never marked failed.
+            reason = str(exc)  # built without secrets by the client
+            self.log.warning(f"{remote.path}: cannot be transferred now ({reason}); skipped")
+            return FileOutcome(remote.path, "unreadable", error=reason)
         except FileFaultError as fault:
             try:
                 return self._record_failure(remote, snap, entry, fault.reason)
             except _NotConfirmedError as not_confirmed:
                 return FileOutcome(remote.path, not_confirmed.status)
+
+    def _server_answers(self, path: str) -> bool:
+        """Whether the FTP server still answers (a fresh session if needed, with retries)."""
+        try:
+            self.client.stat(path)
+        except SourceUnavailableError:
+            return False
+        return True
 
     @contextmanager
     def _file_boundary(self, path: str) -> Iterator[None]:

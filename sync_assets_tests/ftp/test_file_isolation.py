@@ -243,6 +243,23 @@ def _wait_for(probe, what: str, timeout: float = 120):
     pytest.fail(f"timed out waiting for {what}")
 
 
+def _run_until_gated(ftp, pg_resource, source, gated: str):
+    """Start a run in a thread; return once its RETR of `gated` waits at GatedRetr's gate."""
+    GatedRetr.gated, GatedRetr.reached, GatedRetr.gate = gated, threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ingest_source(ftp, pg_resource, source)
+        except BaseException as exc:
+            errors.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    assert GatedRetr.reached.wait(timeout=120)
+    return runner, errors
+
+
 @pytest.mark.parametrize("parallel_files", [1, 2])
 def test_a_cancelled_statement_stops_the_run_and_marks_no_file_failed(
     ftp_server_factory, pg_resource: PostgresResource, pg_server, pg_conn, make_source,
@@ -256,22 +273,7 @@ def test_a_cancelled_statement_stops_the_run_and_marks_no_file_failed(
     ingest_source(ftp, pg_resource, source)  # the table exists: later files load in parallel
     for name in ("b.csv", "c.csv", "d.csv"):
         write_file(server.root, name, _csv_with_long_line(3))
-    GatedRetr.gated, GatedRetr.reached, GatedRetr.gate = (
-        "c.csv",
-        threading.Event(),
-        threading.Event(),
-    )
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            ingest_source(ftp, pg_resource, source)
-        except BaseException as exc:
-            errors.append(exc)
-
-    runner = threading.Thread(target=run)
-    runner.start()
-    assert GatedRetr.reached.wait(timeout=120)
+    runner, errors = _run_until_gated(ftp, pg_resource, source, "c.csv")
     table = sql.Identifier(source.schema, source.table_name)
     with psycopg.connect(**pg_resource.conninfo()) as locker:  # holds the table meanwhile
         locker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
@@ -368,3 +370,54 @@ def test_whose_fault_with_real_errors(pg_resource: PostgresResource) -> None:
     # Even an error that would be a file's is not, once the connection is gone.
     assert not filework.is_file_fault(refused.value, conn)
     conn.close()
+
+
+class RefusingOneFile(FTPHandler):
+    """A server that answers everything but cannot send `refused` (451 on each RETR)."""
+
+    refused = ""
+
+    def ftp_RETR(self, file: str) -> str | None:
+        if Path(file).name == RefusingOneFile.refused:
+            self.respond("451 Requested action aborted: local error in processing.")
+            return None
+        return super().ftp_RETR(file)
+
+
+def _serve_abc(ftp_server_factory, handler: type[FTPHandler]):
+    """A server with three small files a.csv, b.csv, c.csv (ids 1 and 2 each)."""
+    server = ftp_server_factory(mlsd=True, handler_base=handler)
+    for name in ("a.csv", "b.csv", "c.csv"):
+        write_file(server.root, name, _csv_with_long_line(3))
+    return server
+
+
+def test_a_file_the_server_cannot_send_is_skipped_and_the_others_load(
+    ftp_server_factory, pg_resource, pg_conn: psycopg.Connection, make_source
+) -> None:
+    server = _serve_abc(ftp_server_factory, RefusingOneFile)
+    RefusingOneFile.refused = "b.csv"
+    ftp, source = make_ftp_resource(server), make_source("refused", retries=2)
+    report = ingest_source(ftp, pg_resource, source)
+    outcomes = {o.path: o for o in report.files}
+    assert outcomes["/b.csv"].status == "unreadable" and "451" in outcomes["/b.csv"].error
+    assert "/b.csv" not in ledger(pg_conn, source)  # not failed: read again next run
+    assert _loaded_ids(pg_conn, source) == {"/a.csv": [1, 2], "/c.csv": [1, 2]}
+
+    RefusingOneFile.refused = ""
+    ingest_source(ftp, pg_resource, source)
+    assert _loaded_ids(pg_conn, source) == {f"/{n}.csv": [1, 2] for n in "abc"}
+
+
+def test_an_ftp_server_lost_during_a_download_stops_the_run_and_marks_no_file_failed(
+    ftp_server_factory, pg_resource, pg_conn: psycopg.Connection, make_source
+) -> None:
+    server = _serve_abc(ftp_server_factory, GatedRetr)
+    ftp, source = make_ftp_resource(server), make_source("lost", retries=2)
+    runner, errors = _run_until_gated(ftp, pg_resource, source, "b.csv")
+    server.stop()  # every session of the run is cut; nothing answers on the port any more
+    GatedRetr.gate.set()
+    runner.join(timeout=120)
+    assert len(errors) == 1 and isinstance(errors[0], SourceUnavailableError), errors
+    assert ftp.password not in str(errors[0])
+    assert [e for e in ledger(pg_conn, source).values() if e["status"] == "failed"] == []
