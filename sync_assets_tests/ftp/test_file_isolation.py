@@ -22,6 +22,7 @@ import pytest
 from psycopg import sql
 from pyftpdlib.handlers import FTPHandler
 
+from sync_assets.devtools.ftp_server import ListOnlyFTPHandler
 from sync_assets.ftp import filework
 from sync_assets.ftp.cli import reingest
 from sync_assets.ftp.definitions import CHECK_NAME, build_log_asset, build_source_spec
@@ -66,12 +67,17 @@ def _loaded_rows(conn: psycopg.Connection, source) -> Counter[str]:
     return Counter(dict(conn.execute(query).fetchall()))
 
 
+class ListOnlyCorpusHandler(CorpusHandler, ListOnlyFTPHandler):
+    """The same, on a server that offers only LIST (sizes and times by SIZE and MDTM)."""
+
+
+@pytest.mark.parametrize("handler", [CorpusHandler, ListOnlyCorpusHandler], ids=["mlsd", "list"])
 def test_a_hostile_corpus_loads_every_good_file_once_and_isolates_the_odd_ones(
-    ftp_server_factory, pg_resource, pg_conn: psycopg.Connection, make_source
+    ftp_server_factory, pg_resource, pg_conn: psycopg.Connection, make_source, handler
 ) -> None:
     corpus = hostile_corpus.build(huge_line_bytes=50 * 1024 * 1024)
     assert len(corpus.files) >= 100
-    server = ftp_server_factory(mlsd=True, handler_base=CorpusHandler)
+    server = ftp_server_factory(mlsd=handler is CorpusHandler, handler_base=handler)
     for name, content in corpus.files.items():
         write_file(server.root, name, content)
     CorpusHandler.retrs = Counter()
