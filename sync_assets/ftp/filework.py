@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from sync_assets.core.settings import ConfigError
 from sync_assets.ftp import store
 from sync_assets.ftp.client import FTPClient, LocalWriteError, ShortTransferError
 from sync_assets.ftp.config import SourceConfig
@@ -513,6 +514,7 @@ _SERVER_SQLSTATE_CLASSES = frozenset({"08", "28", "3D", "40", "53", "55", "57", 
 _SERVER_SQLSTATES = frozenset({"42501", "42P01", "3F000", "25006"})
 # Never a file's fault: the servers, the local machine, or the run's own control flow.
 _NOT_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
     SourceUnavailableError,
     LocalWriteError,
     ftplib.Error,

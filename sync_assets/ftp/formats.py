@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from sync_assets.core.settings import ConfigError
 from sync_assets.ftp.config import SourceConfig
 
 SAMPLE_BYTES = 64 * 1024
@@ -62,8 +63,8 @@ def detect_encoding(sample: bytes, configured: str | None) -> str:
     if configured:
         try:
             return codecs.lookup(configured).name
-        except LookupError:
-            raise UnparsableFileError(f"unknown encoding {configured!r}") from None
+        except LookupError:  # the configuration's fault, not a file's: the run stops
+            raise ConfigError(f"unknown encoding {configured!r} (option `encoding`)") from None
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     cut = sample.rfind(b"\n")

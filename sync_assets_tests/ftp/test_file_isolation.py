@@ -22,6 +22,7 @@ import pytest
 from psycopg import sql
 from pyftpdlib.handlers import FTPHandler
 
+from sync_assets.core.settings import ConfigError
 from sync_assets.devtools.ftp_server import ListOnlyFTPHandler
 from sync_assets.ftp import filework
 from sync_assets.ftp.cli import reingest
@@ -427,3 +428,13 @@ def test_an_ftp_server_lost_during_a_download_stops_the_run_and_marks_no_file_fa
     assert len(errors) == 1 and isinstance(errors[0], SourceUnavailableError), errors
     assert ftp.password not in str(errors[0])
     assert [e for e in ledger(pg_conn, source).values() if e["status"] == "failed"] == []
+
+
+def test_a_configuration_error_stops_the_run_and_marks_no_file_failed(
+    ftp_server_factory, pg_resource, pg_conn: psycopg.Connection, make_source
+) -> None:
+    server = _serve_abc(ftp_server_factory, FTPHandler)
+    source = make_source("config", encoding="no-such-encoding")
+    with pytest.raises(ConfigError, match="no-such-encoding"):
+        ingest_source(make_ftp_resource(server), pg_resource, source)
+    assert ledger(pg_conn, source) == {}
