@@ -307,3 +307,34 @@ def test_fast_and_line_paths_agree_wherever_both_accept(
 
 def _identity(path: str) -> FileIdentity:
     return FileIdentity("fuzz", path, 1, None, "fuzz-run")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        (3, "now"),
+        (3, "epoch"),
+        (3, "-infinity"),
+        (3, "Nov 28 2026"),
+        (3, "2026-11-28 10:00 Europe/Berlin"),
+        (1, "Infinity"),
+        (1, "-inf"),
+    ],
+)
+def test_postgres_only_forms_go_line_by_line_and_are_rejects(
+    pg_conn: psycopg.Connection, typed_table: tuple[str, str], column: int, value: str
+) -> None:
+    """PostgreSQL would read these (the load time for `now`!); the line path refuses them,
+    so the fast path leaves such a chunk to it, whether or not a sentinel is in the chunk."""
+    schema, table = typed_table
+    fields = ["1", "2,5", "t", "2026-11-28 10:00:00", "x"]
+    fields[column] = value
+    fmt = FileFormat("csv", "utf-8", ";", ",", tuple(f"c{i}" for i in range(len(TYPES))))
+    nulls = SourceConfig(name="fuzz").null_values
+    for other in ("x", "-"):  # without and with a NULL sentinel in the chunk
+        raws = [";".join(fields).encode(), f"2;3;f;2026-11-28 10:00:00;{other}".encode()]
+        with pg_conn.transaction(force_rollback=True), pg_conn.cursor() as cur:
+            loader = FileLoader(cur, schema, table, fmt, _identity("f"), nulls, ddl_allowed=False)
+            assert loader.fast is not None and not loader.fast.load(RawChunk(1, raws))
+            loader.load_chunk(RawChunk(1, raws))
+            assert (loader.counts.rows_loaded, loader.counts.rows_rejected) == (1, 1)
