@@ -53,6 +53,7 @@ def _metadata(report: IngestReport, database: str) -> dict[str, object]:
         "files_loaded": report.files_loaded,
         "files_skipped": report.files_skipped,
         "files_failed": report.files_failed,
+        **_failure_metadata(report),
         "files_replaced": report.files_replaced,
         "files_deleted": len(report.deleted),
         "delete_errors": len(report.delete_errors),
@@ -64,6 +65,28 @@ def _metadata(report: IngestReport, database: str) -> dict[str, object]:
         "ftp_reconnects": report.reconnects,
         "rows_loaded_this_run": report.rows_loaded,
         **table_metadata(relation=(database, report.schema, report.table)),
+    }
+
+
+# Paths listed in the metadata (the counts are exact; the ledger has every file and its
+# whole error), and the characters of each error shown there.
+LISTED_FAILED_FILES = 1000
+LISTED_ERROR_CHARS = 300
+
+
+def _failure_metadata(report: IngestReport) -> dict[str, object]:
+    """Failed files: newly failed in this run (an alert keys on `newly_failed_files`, once
+    per file: an unchanged failed file is not read again, so it never is "new" twice) and
+    failed in total (listed files whose ledger status is `failed`)."""
+    return {
+        "files_newly_failed": len(report.newly_failed),
+        "files_failed_total": len(report.failed_files),
+        "newly_failed_files": dg.MetadataValue.json(
+            [
+                {"path": path, "error": report.failed_files.get(path, "")[:LISTED_ERROR_CHARS]}
+                for path in report.newly_failed[:LISTED_FAILED_FILES]
+            ]
+        ),
     }
 
 
@@ -80,18 +103,27 @@ def _table_metadata(postgres: PostgresResource, report: IngestReport) -> dict[st
 
 
 def _check_result(report: IngestReport, key: dg.AssetKey) -> dg.AssetCheckResult:
+    """ERROR while a file is unbalanced or a listed file is `failed` (this run's or an
+    earlier one's: it stays an ERROR until the file is fixed, re-ingested or removed); WARN
+    for rejected lines."""
     unbalanced = report.unbalanced_files
-    severity = dg.AssetCheckSeverity.ERROR if unbalanced else dg.AssetCheckSeverity.WARN
+    failed = report.failed_files
+    error = bool(unbalanced or failed)
+    severity = dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN
+    failed_text = "\n".join(f"{path}: {reason}" for path, reason in list(failed.items())[:20])
     return dg.AssetCheckResult(
         asset_key=key,
         check_name=CHECK_NAME,
-        passed=not unbalanced and report.rows_rejected == 0 and report.files_failed == 0,
+        passed=not error and report.rows_rejected == 0 and report.files_failed == 0,
         severity=severity,
         metadata={
             "lines_read": report.lines_read,
             "rows_loaded": report.rows_loaded,
             "rows_rejected": report.rows_rejected,
             "files_failed": report.files_failed,
+            "files_newly_failed": len(report.newly_failed),
+            "files_failed_total": len(failed),
+            "failed_files": dg.MetadataValue.text(failed_text or "none"),
             "unbalanced_files": dg.MetadataValue.text(", ".join(unbalanced[:20]) or "none"),
         },
     )
@@ -113,8 +145,9 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(
                 CHECK_NAME,
                 asset=key,
-                description="lines read = rows loaded + rows rejected for every file of the run;"
-                " any reject or unparsable file is a warning",
+                description="lines read = rows loaded + rows rejected for every file of the run"
+                " and no file failed (ERROR otherwise, until the file is fixed, re-ingested or"
+                " removed); any rejected line is a warning",
             )
         ],
     )
