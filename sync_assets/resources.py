@@ -17,6 +17,7 @@ import dagster as dg
 import psycopg
 import pymysql
 
+from sync_assets.core.errors import PermanentError, mysql_refused, postgres_refused
 from sync_assets.core.secrets import redact
 from sync_assets.core.settings import env_or, parse_bool, parse_int, require
 
@@ -25,6 +26,10 @@ CONNECT_TIMEOUT_SECONDS = 15
 
 class SourceUnavailableError(RuntimeError):
     """A server could not be reached or refused us; the message carries no secret."""
+
+
+class SourceRefusedError(SourceUnavailableError, PermanentError):
+    """The server answered and refused the login or the database: retrying cannot help."""
 
 
 class _MySQLConnection(pymysql.connections.Connection):
@@ -105,9 +110,11 @@ class PostgresResource(_SecretAwareResource):
             return psycopg.connect(autocommit=autocommit, **params)
         except psycopg.Error as exc:
             reason = redact(str(exc), self._secrets())
-            raise SourceUnavailableError(
-                f"cannot connect to PostgreSQL {self.describe()}: {reason}"
-                " (check POSTGRES_HOST/POSTGRES_PORT/POSTGRES_USER/POSTGRES_PASSWORD)"
+            refused = postgres_refused(exc)
+            error = SourceRefusedError if refused else SourceUnavailableError
+            check = refused or "POSTGRES_HOST/POSTGRES_PORT/POSTGRES_USER/POSTGRES_PASSWORD"
+            raise error(
+                f"cannot connect to PostgreSQL {self.describe()}: {reason} (check {check})"
             ) from None
 
     @contextmanager
@@ -156,9 +163,11 @@ class MySQLResource(_SecretAwareResource):
         try:
             return _MySQLConnection(**params)
         except pymysql.MySQLError as exc:
-            raise SourceUnavailableError(
+            refused = mysql_refused(exc)
+            error = SourceRefusedError if refused else SourceUnavailableError
+            raise error(
                 f"cannot connect to MySQL {self.describe()}: {redact(str(exc), self._secrets())}"
-                " (check MYSQL_HOST/MYSQL_PORT/MYSQL_USER/MYSQL_PASSWORD)"
+                f" (check {refused or 'MYSQL_HOST/MYSQL_PORT/MYSQL_USER/MYSQL_PASSWORD'})"
             ) from None
 
 

@@ -25,7 +25,7 @@ from sync_assets.ftp.listing import (
     parse_list_line,
     parse_mlsd_time,
 )
-from sync_assets.resources import FTPResource, SourceUnavailableError
+from sync_assets.resources import FTPResource, SourceRefusedError, SourceUnavailableError
 
 T = TypeVar("T")
 BLOCK_SIZE = 256 * 1024
@@ -72,7 +72,7 @@ class FTPClient:
             try:
                 ftp.login(res.login_user, res.password or "")
             except ftplib.error_perm as exc:  # 530: permanent, never retried
-                raise SourceUnavailableError(
+                raise SourceRefusedError(
                     f"FTP {res.describe()}: login refused: {res.redact(str(exc))}"
                     " (check FTP_USER/FTP_PASS)"
                 ) from None

@@ -5,6 +5,7 @@ Built from the project config only (a local YAML read): no FTP or database I/O a
 
 import dagster as dg
 
+from sync_assets.core.errors import run_classified
 from sync_assets.core.pg import relation_identifier
 from sync_assets.ftp import store
 from sync_assets.ftp.config import SourceConfig, load_sources
@@ -123,7 +124,10 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
     def _log_asset(
         context: dg.AssetExecutionContext, postgres: PostgresResource, ftp: FTPResource
     ) -> dg.MaterializeResult:
-        report = ingest_source(ftp, postgres, source, context.log, run_id=context.run_id)
+        report = run_classified(
+            context,
+            lambda: ingest_source(ftp, postgres, source, context.log, run_id=context.run_id),
+        )
         metadata = _metadata(report, postgres.database)
         try:
             metadata.update(_table_metadata(postgres, report))

@@ -8,6 +8,7 @@ contacted, so the code location loads (with the last known tables) when MySQL is
 import dagster as dg
 
 from sync_assets import project_config
+from sync_assets.core.errors import run_classified
 from sync_assets.core.pg import relation_identifier
 from sync_assets.mysql import config
 from sync_assets.mysql.naming import asset_name, lower_names
@@ -136,7 +137,10 @@ def build_table_asset(
     def sync_legacy_table(
         context: dg.AssetExecutionContext, mysql: MySQLResource, postgres: PostgresResource
     ) -> dg.MaterializeResult:
-        report = sync_table(mysql, postgres, options, log=context.log, target_schema=schema)
+        report = run_classified(
+            context,
+            lambda: sync_table(mysql, postgres, options, log=context.log, target_schema=schema),
+        )
         checks = [row_count_check(report, key)]
         if options.verify_values:
             checks.append(values_check(report, key))
