@@ -123,8 +123,7 @@ def retry_transient(context: dg.AssetExecutionContext, exc: BaseException) -> No
         raise exc
     delay = retry_delay(attempt)
     context.log.warning(
-        f"{type(exc).__name__}: {exc}; retry {attempt + 1} of {policy.max_retries}"
-        f" in {delay:.0f}s"
+        f"{type(exc).__name__}: {exc}; retry {attempt + 1} of {policy.max_retries} in {delay:.0f}s"
     )
     time.sleep(delay)
     raise exc

@@ -157,6 +157,7 @@ def build_mysql_defs() -> dg.Definitions:
         return dg.Definitions()
     lower_names(tables, "table")  # two tables equal after lower-casing: a clear error
     section = project_config.section("mysql")
+    config.check_table_keys(section, tables)  # a key that selects no table would do nothing
     schema = config.target_schema()
     assets: list[dg.AssetSpec | dg.AssetsDefinition] = []
     for table in tables:
