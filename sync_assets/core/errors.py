@@ -9,6 +9,7 @@ retried with a growing pause, spent asleep in the step's own process.
 
 from __future__ import annotations
 
+import ftplib
 import random
 import time
 from collections.abc import Callable
@@ -83,6 +84,7 @@ def _permanent_types() -> tuple[type[BaseException], ...]:
         UnsupportedTypeError,
         TableNotFoundError,
         RowTooLargeError,  # needs max_allowed_packet raised on the server
+        ftplib.error_perm,  # a 5xx reply outside a file's own handling: e.g. FTP_DIR missing
     )
 
 
@@ -105,6 +107,8 @@ def fail_permanently(context: dg.AssetExecutionContext, exc: BaseException) -> N
     if isinstance(exc, dg.Failure):
         raise exc
     message = str(exc) or type(exc).__name__
+    if isinstance(exc, ftplib.error_perm):
+        message = f"FTP refused: {message} (check FTP_DIR, the source's directory, FTP rights)"
     raise dg.Failure(description=message, allow_retries=False) from None
 
 

@@ -126,7 +126,7 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         report = run_classified(
             context,
-            lambda: ingest_source(ftp, postgres, source, context.log, run_id=context.run_id),
+            lambda: ingest_source(ftp, postgres, source, context.log, run_id=context.run.run_id),
         )
         metadata = _metadata(report, postgres.database)
         try:

@@ -7,6 +7,7 @@ variable or option to fix, and the run marked not to be re-launched by the run-r
 
 from __future__ import annotations
 
+import ftplib
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +25,9 @@ from sync_assets.mysql.types import UnsupportedTypeError
 from sync_assets.resources import SourceRefusedError, SourceUnavailableError
 from sync_assets_tests.conftest import FTPServerFactory
 from sync_assets_tests.operations.conftest import JobRun, JobRunner, MySQLSource, pg_env
+
+# A throwaway PostgreSQL that checks passwords (the shared one trusts loopback).
+from sync_assets_tests.reliability.test_config import password_postgres  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +72,21 @@ def test_missing_postgres_database_fails_at_once_naming_postgres_db(
 ) -> None:
     result = job_runner.execute("ftp_logs_job", **{**ftp_env, "POSTGRES_DB": "sa_no_such_db"})
     assert_failed_once_for_good(result, "POSTGRES_DB")
+
+
+def test_postgres_password_refused_fails_at_once_naming_the_variables(
+    job_runner: JobRunner, ftp_env, request: pytest.FixtureRequest
+) -> None:
+    server: ServerInfo = request.getfixturevalue("password_postgres")
+    env = {**ftp_env, **pg_env(server, "postgres"), "POSTGRES_PASSWORD": "wrong-pw"}
+    result = job_runner.execute("ftp_logs_job", **env)
+    assert_failed_once_for_good(result, "POSTGRES_USER/POSTGRES_PASSWORD")
+    assert "wrong-pw" not in result.output
+
+
+def test_missing_ftp_directory_fails_at_once_naming_ftp_dir(job_runner: JobRunner, ftp_env) -> None:
+    result = job_runner.execute("ftp_logs_job", **{**ftp_env, "FTP_DIR": "/no/such/dir"})
+    assert_failed_once_for_good(result, "FTP_DIR")
 
 
 @pytest.mark.parametrize(
@@ -120,6 +139,7 @@ def test_delete_guard_fails_at_once_naming_max_delete_fraction(
         DeleteGuardError("x"),
         UnsupportedTypeError("x"),
         SourceRefusedError("x"),
+        ftplib.error_perm("550 No such directory"),
         dg.Failure("x", allow_retries=False),
     ],
 )
