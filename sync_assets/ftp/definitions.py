@@ -53,6 +53,7 @@ def _metadata(report: IngestReport, database: str) -> dict[str, object]:
         "files_loaded": report.files_loaded,
         "files_skipped": report.files_skipped,
         "files_failed": report.files_failed,
+        "backlog_files": report.files_waiting,
         "files_replaced": report.files_replaced,
         "files_deleted": len(report.deleted),
         "delete_errors": len(report.delete_errors),
@@ -95,6 +96,7 @@ def _check_result(report: IngestReport, key: dg.AssetKey) -> dg.AssetCheckResult
             "rows_loaded": report.rows_loaded,
             "rows_rejected": report.rows_rejected,
             "files_failed": report.files_failed,
+            "backlog_files": report.files_waiting,
             "unbalanced_files": dg.MetadataValue.text(", ".join(unbalanced[:20]) or "none"),
         },
     )

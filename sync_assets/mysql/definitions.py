@@ -59,6 +59,11 @@ def report_metadata(report: SyncReport, database: str) -> dict[str, object]:
         "dropped_columns_kept": ", ".join(report.dropped_columns),
         "notes": "; ".join(report.notes),
         "phase_seconds": dg.MetadataValue.json(report.phase_seconds),
+        # One number per phase as well: the UI plots numeric metadata across runs.
+        **{
+            f"phase_{phase}_seconds": dg.MetadataValue.float(seconds)
+            for phase, seconds in report.phase_seconds.items()
+        },
     }
 
 

@@ -30,6 +30,7 @@ from psycopg import sql
 
 from sync_assets.core.locks import advisory_lock
 from sync_assets.core.pg import check_identifier, copy_statement, ident
+from sync_assets.core.progress import Progress
 from sync_assets.core.settings import ConfigError
 from sync_assets.mysql import config
 from sync_assets.mysql.catalog import SourceTable, pg_columns, read_source_table
@@ -439,11 +440,14 @@ def _column_list(names: list[str]) -> sql.Composed:
 
 
 def _copy(job: _Job, my: pymysql.Connection, pg: psycopg.Connection, select_sql: str,
-          params: tuple[Any, ...], copy_stmt: sql.Composable) -> StreamStats:  # fmt: skip
+          params: tuple[Any, ...], copy_stmt: sql.Composable,
+          expected_rows: int | None = None) -> StreamStats:  # fmt: skip
+    progress = Progress(job.log, f"{job.target}: copy", expected_rows)
     with job.report.timed("copy"), pg.cursor() as cur:
         stats = copy_query(
-            my, select_sql, params, cur, copy_stmt, job.options.batch_rows, job.options.fast_reader
-        )
+            my, select_sql, params, cur, copy_stmt, job.options.batch_rows,
+            job.options.fast_reader, progress.update,
+        )  # fmt: skip
     job.report.rows_read += stats.rows
     job.report.adjusted_values += stats.adjusted
     job.report.bytes_copied += stats.bytes
@@ -496,7 +500,7 @@ def _full_refresh(
     copy_stmt = copy_statement(staging, [m.target for m in plan.mappings], freeze=True)
     try:
         stats = _copy(job, my, pg, f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql}",
-                      (), copy_stmt)  # fmt: skip
+                      (), copy_stmt, expected_rows=job.source.row_estimate)  # fmt: skip
     except psycopg.errors.InvalidTextRepresentation:
         if plan.guessed:  # most likely a guessed boolean; if not, the next attempt says so
             raise _BooleanGuessError from None

@@ -1,0 +1,79 @@
+"""Progress lines of long copies, and metadata the UI can plot (one number per phase)."""
+
+import logging
+
+import dagster as dg
+import psycopg
+import pymysql
+import pytest
+
+from sync_assets.core.progress import Progress
+from sync_assets.mysql.definitions import build_mysql_defs
+from sync_assets.resources import MySQLResource, PostgresResource
+from sync_assets_tests.mysql.conftest import (  # noqa: F401
+    run_sql,
+    src,
+    src_db,
+    src_resource,
+    target_schema,
+)
+
+
+class Clock:
+    """Time that moves only when the test says so (the 10 s rhythm without waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_logs_every_ten_seconds_with_rate_and_time_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    progress = Progress(logging.getLogger("copy"), "orders: copy", total=1_000_000, clock=clock)
+    with caplog.at_level(logging.INFO, logger="copy"):
+        for second, done in [(3, 30_000), (9.9, 99_000), (10, 100_000), (15, 150_000)]:
+            clock.now = second
+            progress.update(done)
+        clock.now = 20
+        progress.update(200_000)
+    assert caplog.messages == [
+        "orders: copy: 100,000 rows done, 10,000 rows/s, ~10% of ~1,000,000, about 1 min 30 s left",
+        "orders: copy: 200,000 rows done, 10,000 rows/s, ~20% of ~1,000,000, about 1 min 20 s left",
+    ]
+
+
+def test_progress_without_a_usable_estimate_gives_no_time_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    progress = Progress(logging.getLogger("copy"), "t: copy", total=100, clock=clock)
+    with caplog.at_level(logging.INFO, logger="copy"):
+        clock.now = 10
+        progress.update(5_000)  # past the estimate (InnoDB's TABLE_ROWS is approximate)
+    assert caplog.messages == ["t: copy: 5,000 rows done, 500 rows/s"]
+
+
+def test_each_phase_is_a_number_of_its_own_in_the_metadata(
+    monkeypatch: pytest.MonkeyPatch,
+    src: pymysql.Connection,  # noqa: F811
+    src_resource: MySQLResource,  # noqa: F811
+    pg_resource: PostgresResource,
+    pg_conn: psycopg.Connection,
+    target_schema: str,  # noqa: F811
+) -> None:
+    run_sql(src, "CREATE TABLE parts (id INT PRIMARY KEY, name VARCHAR(20))")
+    run_sql(src, "INSERT INTO parts VALUES (1, 'bolt'), (2, 'nut')")
+    monkeypatch.setenv("MYSQL_TABLES", "parts")
+    monkeypatch.setenv("MYSQL_TARGET_SCHEMA", target_schema)
+    assets = [a for a in build_mysql_defs().assets if isinstance(a, dg.AssetsDefinition)]
+    result = dg.materialize(assets, resources={"mysql": src_resource, "postgres": pg_resource})
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    phases = metadata["phase_seconds"].value
+    assert phases and "copy" in phases
+    for phase, seconds in phases.items():
+        value = metadata[f"phase_{phase}_seconds"]
+        assert isinstance(value, dg.FloatMetadataValue) and value.value == seconds
