@@ -29,18 +29,22 @@ class Clock:
         return self.now
 
 
+def _lines(caplog: pytest.LogCaptureFixture, total: int, steps: list[tuple[float, int]]):
+    """The lines logged for `update(done)` at each (second, done) of `steps`."""
+    clock = Clock()
+    progress = Progress(logging.getLogger("copy"), "orders: copy", total=total, clock=clock)
+    with caplog.at_level(logging.INFO, logger="copy"):
+        for second, done in steps:
+            clock.now = second
+            progress.update(done)
+    return caplog.messages
+
+
 def test_progress_logs_every_ten_seconds_with_rate_and_time_left(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = Clock()
-    progress = Progress(logging.getLogger("copy"), "orders: copy", total=1_000_000, clock=clock)
-    with caplog.at_level(logging.INFO, logger="copy"):
-        for second, done in [(3, 30_000), (9.9, 99_000), (10, 100_000), (15, 150_000)]:
-            clock.now = second
-            progress.update(done)
-        clock.now = 20
-        progress.update(200_000)
-    assert caplog.messages == [
+    steps = [(3, 30_000), (9.9, 99_000), (10, 100_000), (15, 150_000), (20, 200_000)]
+    assert _lines(caplog, 1_000_000, steps) == [
         "orders: copy: 100,000 rows done, 10,000 rows/s, ~10% of ~1,000,000, about 1 min 30 s left",
         "orders: copy: 200,000 rows done, 10,000 rows/s, ~20% of ~1,000,000, about 1 min 20 s left",
     ]
@@ -49,12 +53,8 @@ def test_progress_logs_every_ten_seconds_with_rate_and_time_left(
 def test_progress_without_a_usable_estimate_gives_no_time_left(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = Clock()
-    progress = Progress(logging.getLogger("copy"), "t: copy", total=100, clock=clock)
-    with caplog.at_level(logging.INFO, logger="copy"):
-        clock.now = 10
-        progress.update(5_000)  # past the estimate (InnoDB's TABLE_ROWS is approximate)
-    assert caplog.messages == ["t: copy: 5,000 rows done, 500 rows/s"]
+    # past the estimate (InnoDB's TABLE_ROWS is approximate): no percentage, no time left
+    assert _lines(caplog, 100, [(10, 5_000)]) == ["orders: copy: 5,000 rows done, 500 rows/s"]
 
 
 def test_each_phase_is_a_number_of_its_own_in_the_metadata(
