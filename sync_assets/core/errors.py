@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
 import dagster as dg
+import pymysql
 
 from sync_assets.core.settings import ConfigError
 
@@ -38,6 +39,10 @@ MYSQL_REFUSED_CODES = {
     1049: "MYSQL_DB",
     1698: "MYSQL_USER/MYSQL_PASSWORD",
 }
+# A privilege missing on a table or schema: MySQL 1142/1143 (command denied), PostgreSQL
+# SQLSTATE 42501 (insufficient privilege). The grant must change first.
+MYSQL_PRIVILEGE_CODES = frozenset({1142, 1143})
+POSTGRES_PRIVILEGE_STATE = "42501"
 POSTGRES_REFUSAL_WORDS = ("does not exist", "denied", "authentication", "pg_hba.conf")
 # PostgreSQL refusals: libpq reports them without SQLSTATE, so by their FATAL message; each
 # with the variables to check.
@@ -92,6 +97,11 @@ def is_permanent(exc: BaseException) -> bool:
     """Would the same attempt fail the same way? (Unknown errors count as transient.)"""
     if isinstance(exc, dg.Failure):
         return not exc.allow_retries
+    if getattr(exc, "sqlstate", None) == POSTGRES_PRIVILEGE_STATE:
+        return True
+    code = exc.args[0] if isinstance(exc, pymysql.MySQLError) and exc.args else None
+    if code in MYSQL_PRIVILEGE_CODES or code in MYSQL_REFUSED_CODES:
+        return True
     return isinstance(exc, _permanent_types())
 
 

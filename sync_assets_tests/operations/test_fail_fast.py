@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 import psutil
+import psycopg
+import pymysql
 import pytest
 
 from sync_assets.core import errors
@@ -140,6 +142,8 @@ def test_delete_guard_fails_at_once_naming_max_delete_fraction(
         UnsupportedTypeError("x"),
         SourceRefusedError("x"),
         ftplib.error_perm("550 No such directory"),
+        pymysql.err.OperationalError(1142, "SELECT command denied to user"),
+        psycopg.errors.InsufficientPrivilege("permission denied for schema legacy"),
         dg.Failure("x", allow_retries=False),
     ],
 )
@@ -149,7 +153,14 @@ def test_permanent_causes_are_classified_permanent(exc: BaseException) -> None:
 
 @pytest.mark.parametrize(
     "exc",
-    [SourceUnavailableError("x"), ConnectionResetError(), TimeoutError(), dg.Failure("x")],
+    [
+        SourceUnavailableError("x"),
+        ConnectionResetError(),
+        TimeoutError(),
+        dg.Failure("x"),
+        pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"),
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+    ],
 )
 def test_transient_causes_are_classified_transient(exc: BaseException) -> None:
     assert not errors.is_permanent(exc)
