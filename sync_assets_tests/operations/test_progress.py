@@ -8,8 +8,11 @@ import pymysql
 import pytest
 
 from sync_assets.core.progress import Progress
+from sync_assets.ftp.definitions import build_log_asset
 from sync_assets.mysql.definitions import build_mysql_defs
 from sync_assets.resources import MySQLResource, PostgresResource
+from sync_assets_tests.conftest import FTPServerFactory, make_ftp_resource
+from sync_assets_tests.ftp.conftest import make_source, write_file  # noqa: F401
 from sync_assets_tests.mysql.conftest import (  # noqa: F401
     run_sql,
     src,
@@ -77,3 +80,23 @@ def test_each_phase_is_a_number_of_its_own_in_the_metadata(
     for phase, seconds in phases.items():
         value = metadata[f"phase_{phase}_seconds"]
         assert isinstance(value, dg.FloatMetadataValue) and value.value == seconds
+
+
+def test_an_ftp_run_logs_one_line_per_file_with_k_of_n(
+    ftp_server_factory: FTPServerFactory,
+    make_source,  # noqa: F811
+    pg_resource: PostgresResource,
+) -> None:
+    handle = ftp_server_factory()
+    write_file(handle.root, "a.csv", b"ts,value\n2026-01-01 00:00:00,1\n2026-01-01 00:01:00,2\n")
+    write_file(handle.root, "b.csv", b"ts,value\n2026-01-01 00:02:00,3\n")
+    asset = build_log_asset(make_source("press", parallel_files=1))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [asset],
+            resources={"ftp": make_ftp_resource(handle), "postgres": pg_resource},
+            instance=instance,
+        )
+        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert "file 1 of 2: /a.csv: loaded, 2 rows" in "\n".join(messages)
+    assert "file 2 of 2: /b.csv: loaded, 1 rows" in "\n".join(messages)
