@@ -300,3 +300,21 @@ def test_partial_email_settings_name_the_missing_variable(monkeypatch) -> None:
     monkeypatch.delenv("ALERT_EMAIL_TO", raising=False)
     with pytest.raises(ConfigError, match="ALERT_EMAIL_TO"):
         alerts.alert_settings()
+
+
+def test_the_smtp_password_can_come_from_a_file(
+    instance: dg.DagsterInstance,
+    channels: tuple[Mailbox, Receiver],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path,
+) -> None:
+    box, _ = channels
+    secret_file = tmp_path / "smtp_password"
+    secret_file.write_text(SMTP_PASSWORD + "\n")  # as Docker/Kubernetes secrets often end
+    monkeypatch.delenv("ALERT_SMTP_PASSWORD")
+    monkeypatch.setenv("ALERT_SMTP_PASSWORD_FILE", str(secret_file))
+    sensor = alerts.alert_on_freshness_breach
+    cursor = _tick(sensor, instance, None)
+    _freshness(instance, "PASS", "FAIL")
+    _tick(sensor, instance, cursor)
+    assert box.logins == [SMTP_USER] and len(box.messages) == 1
