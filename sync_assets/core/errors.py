@@ -119,7 +119,11 @@ def fail_permanently(context: dg.AssetExecutionContext, exc: BaseException) -> N
     message = str(exc) or type(exc).__name__
     if isinstance(exc, ftplib.error_perm):
         message = f"FTP refused: {message} (check FTP_DIR, the source's directory, FTP rights)"
-    raise dg.Failure(description=message, allow_retries=False) from None
+    raise dg.Failure(
+        description=message,
+        allow_retries=False,
+        metadata={"cause": type(exc).__name__, "retried": "no: retrying cannot fix this"},
+    ) from None
 
 
 def retry_transient(context: dg.AssetExecutionContext, exc: BaseException) -> NoReturn:
