@@ -19,6 +19,7 @@ import dagster as dg
 import psycopg
 import pymysql
 
+from sync_assets.core.errors import PermanentError, mysql_refused, postgres_refused
 from sync_assets.core.secrets import read_secret_file, redact
 from sync_assets.core.settings import (
     ConfigError,
@@ -68,6 +69,16 @@ def tls_client_context(
         ) from None
     context.check_hostname = check_hostname
     return context
+
+
+class SourceRefusedError(SourceUnavailableError, PermanentError):
+    """The server answered and refused the login or the database: retrying cannot help."""
+
+
+def _tls_refused(exc: BaseException, variables: str) -> str | None:
+    """The variables to check when the server's certificate failed verification (permanent
+    until the operator changes the CA, the host name or the mode), else None."""
+    return variables if "certificate verify failed" in str(exc).lower() else None
 
 
 class _MySQLConnection(pymysql.connections.Connection):
@@ -175,10 +186,16 @@ class PostgresResource(_SecretAwareResource):
             return psycopg.connect(autocommit=autocommit, **params)
         except psycopg.Error as exc:
             reason = redact(str(exc), self._secrets())
-            raise SourceUnavailableError(
-                f"cannot connect to PostgreSQL {self.describe()}: {reason}"
-                " (check POSTGRES_HOST/POSTGRES_PORT/POSTGRES_USER/POSTGRES_PASSWORD"
-                "[_FILE]/POSTGRES_SSLMODE/POSTGRES_SSLROOTCERT)"
+            refused = postgres_refused(exc) or _tls_refused(
+                exc, "POSTGRES_SSLMODE/POSTGRES_SSLROOTCERT/POSTGRES_HOST"
+            )
+            error = SourceRefusedError if refused else SourceUnavailableError
+            check = refused or (
+                "POSTGRES_HOST/POSTGRES_PORT/POSTGRES_USER/POSTGRES_PASSWORD[_FILE]"
+                "/POSTGRES_SSLMODE/POSTGRES_SSLROOTCERT"
+            )
+            raise error(
+                f"cannot connect to PostgreSQL {self.describe()}: {reason} (check {check})"
             ) from None
 
     @contextmanager
@@ -261,10 +278,14 @@ class MySQLResource(_SecretAwareResource):
         try:
             return _MySQLConnection(**params)
         except pymysql.MySQLError as exc:
-            raise SourceUnavailableError(
+            refused = mysql_refused(exc) or _tls_refused(exc, "MYSQL_SSL_MODE/MYSQL_SSL_CA")
+            error = SourceRefusedError if refused else SourceUnavailableError
+            check = refused or (
+                "MYSQL_HOST/MYSQL_PORT/MYSQL_USER/MYSQL_PASSWORD[_FILE]/MYSQL_SSL_MODE/MYSQL_SSL_CA"
+            )
+            raise error(
                 f"cannot connect to MySQL {self.describe()}: {redact(str(exc), self._secrets())}"
-                " (check MYSQL_HOST/MYSQL_PORT/MYSQL_USER/MYSQL_PASSWORD[_FILE]/MYSQL_SSL_MODE"
-                "/MYSQL_SSL_CA)"
+                f" (check {check})"
             ) from None
 
 

@@ -25,7 +25,7 @@ from sync_assets.ftp.listing import (
     parse_list_line,
     parse_mlsd_time,
 )
-from sync_assets.resources import FTPResource, SourceUnavailableError
+from sync_assets.resources import FTPResource, SourceRefusedError, SourceUnavailableError
 
 T = TypeVar("T")
 BLOCK_SIZE = 256 * 1024
@@ -296,7 +296,7 @@ class ImplicitFTPTLS(VerifiedFTPTLS):
 def certificate_refused(resource: FTPResource, exc: ssl.SSLCertVerificationError) -> Exception:
     """The clear, permanent error for a server certificate that failed verification."""
     reason = exc.verify_message or exc.reason or str(exc)
-    return SourceUnavailableError(
+    return SourceRefusedError(
         f"FTP {resource.describe()}: the server's TLS certificate was refused ({reason}): "
         "it must be issued for FTP_HOST by a CA in the system trust store or in "
         "FTP_TLS_CA_FILE; FTP_TLS_VERIFY=false accepts it unverified"
@@ -326,7 +326,7 @@ def open_session(
         try:
             ftp.login(resource.login_user, resource.secret)
         except ftplib.error_perm as exc:  # 530: permanent, never retried
-            raise SourceUnavailableError(
+            raise SourceRefusedError(
                 f"FTP {resource.describe()}: login refused: {resource.redact(str(exc))}"
                 " (check FTP_USER/FTP_PASS/FTP_PASS_FILE)"
             ) from None

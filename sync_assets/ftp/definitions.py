@@ -5,6 +5,7 @@ Built from the project config only (a local YAML read): no FTP or database I/O a
 
 import dagster as dg
 
+from sync_assets.core.errors import run_classified
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import FTP_GROUP
 from sync_assets.ftp import store
@@ -54,6 +55,7 @@ def _metadata(report: IngestReport, database: str) -> dict[str, object]:
         "files_skipped": report.files_skipped,
         "files_failed": report.files_failed,
         **_failure_metadata(report),
+        "backlog_files": report.files_waiting,
         "files_replaced": report.files_replaced,
         "files_deleted": len(report.deleted),
         "delete_errors": len(report.delete_errors),
@@ -124,6 +126,7 @@ def _check_result(report: IngestReport, key: dg.AssetKey) -> dg.AssetCheckResult
             "files_newly_failed": len(report.newly_failed),
             "files_failed_total": len(failed),
             "failed_files": dg.MetadataValue.text(failed_text or "none"),
+            "backlog_files": report.files_waiting,
             "unbalanced_files": dg.MetadataValue.text(", ".join(unbalanced[:20]) or "none"),
         },
     )
@@ -154,7 +157,10 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
     def _log_asset(
         context: dg.AssetExecutionContext, postgres: PostgresResource, ftp: FTPResource
     ) -> dg.MaterializeResult:
-        report = ingest_source(ftp, postgres, source, context.log, run_id=context.run_id)
+        report = run_classified(
+            context,
+            lambda: ingest_source(ftp, postgres, source, context.log, run_id=context.run.run_id),
+        )
         metadata = _metadata(report, postgres.database)
         try:
             metadata.update(_table_metadata(postgres, report))

@@ -255,6 +255,16 @@ class _RowCounter:
         return self.rows
 
 
+def _file_line(index: int, total: int, outcome: FileOutcome) -> str:
+    """One info line per file: `file 3 of 12: /x/a.csv: loaded, 500 rows (2 rejected), 41 kB`."""
+    rejected = f" ({outcome.rows_rejected} rejected)" if outcome.rows_rejected else ""
+    size = f", {outcome.bytes_read / 1000:,.0f} kB" if outcome.bytes_read else ""
+    return (
+        f"file {index + 1} of {total}: {outcome.path}: {outcome.status},"
+        f" {outcome.rows_loaded} rows{rejected}{size}"
+    )
+
+
 class _Pool:
     """`size` worker threads, each with its own PostgreSQL connection and FTP session, taking
     the files in listing order. A worker that fails stops the others after their current
@@ -338,7 +348,9 @@ class _Pool:
                     index, remote = item
                     try:
                         alone = index == 0 and self.first_alone
-                        self.outcomes[index] = worker.process(index, remote, exclusive=alone)
+                        outcome = worker.process(index, remote, exclusive=alone)
+                        self.outcomes[index] = outcome
+                        self.owner.log.info(_file_line(index, len(self.files), outcome))
                     finally:
                         self._finished(index)
         except BaseException as exc:

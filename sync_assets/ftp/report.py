@@ -57,6 +57,11 @@ class IngestReport:
         return self._count("unstable", "too_young", "unreadable", "vanished")
 
     @property
+    def files_waiting(self) -> int:
+        """The backlog: files left for a later run (growing, too young, unreadable now)."""
+        return self._count("unstable", "too_young", "unreadable")
+
+    @property
     def files_failed(self) -> int:
         return self._count("failed")
 

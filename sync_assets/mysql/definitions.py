@@ -8,6 +8,7 @@ contacted, so the code location loads (with the last known tables) when MySQL is
 import dagster as dg
 
 from sync_assets import project_config
+from sync_assets.core.errors import run_classified
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import MYSQL_GROUP, MYSQL_SOURCE_GROUP
 from sync_assets.mysql import config
@@ -59,6 +60,11 @@ def report_metadata(report: SyncReport, database: str) -> dict[str, object]:
         "dropped_columns_kept": ", ".join(report.dropped_columns),
         "notes": "; ".join(report.notes),
         "phase_seconds": dg.MetadataValue.json(report.phase_seconds),
+        # One number per phase as well: the UI plots numeric metadata across runs.
+        **{
+            f"phase_{phase}_seconds": dg.MetadataValue.float(seconds)
+            for phase, seconds in report.phase_seconds.items()
+        },
     }
 
 
@@ -137,7 +143,10 @@ def build_table_asset(
     def sync_legacy_table(
         context: dg.AssetExecutionContext, mysql: MySQLResource, postgres: PostgresResource
     ) -> dg.MaterializeResult:
-        report = sync_table(mysql, postgres, options, log=context.log, target_schema=schema)
+        report = run_classified(
+            context,
+            lambda: sync_table(mysql, postgres, options, log=context.log, target_schema=schema),
+        )
         checks = [row_count_check(report, key)]
         if options.verify_values:
             checks.append(values_check(report, key))
@@ -154,6 +163,7 @@ def build_mysql_defs() -> dg.Definitions:
         return dg.Definitions()
     lower_names(tables, "table")  # two tables equal after lower-casing: a clear error
     section = project_config.section("mysql")
+    config.check_table_keys(section, tables)  # a key that selects no table would do nothing
     schema = config.target_schema()
     assets: list[dg.AssetSpec | dg.AssetsDefinition] = []
     for table in tables:
