@@ -18,6 +18,7 @@ from pydantic import Field
 
 from sync_assets.core.actions import ActionConfig
 from sync_assets.core.pg import META_SCHEMA, check_identifier, table_columns, table_exists
+from sync_assets.core.secrets import redact
 from sync_assets.mysql import config
 from sync_assets.mysql.catalog import read_source_table
 from sync_assets.mysql.naming import lower_names
@@ -107,7 +108,8 @@ def preview_table(
         )
         plan = plan_sync(inputs)
     except Exception as exc:  # reported per table: the dry run shows every table's fate
-        preview.error = f"{type(exc).__name__}: {exc}"
+        message = redact(str(exc), [mysql.password, postgres.password])
+        preview.error = f"{type(exc).__name__}: {message}"
         return preview
     preview.mode, preview.reason = plan.mode, plan.reason
     preview.watermark = state.watermark if state else None
