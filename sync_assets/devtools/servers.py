@@ -77,7 +77,11 @@ def _run_as_postgres_user() -> list[str]:
     return []
 
 
-def start_throwaway_postgres() -> ServerInfo:
+def start_throwaway_postgres(
+    listen: str = "127.0.0.1", trust_cidr: str | None = None
+) -> ServerInfo:
+    """`listen`: PostgreSQL's listen_addresses (127.0.0.1 first); `trust_cidr`: one more network
+    let in without a password (the Celery tier's worker namespaces)."""
     initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
     if not (initdb and postgres):
         raise RuntimeError("PostgreSQL is not reachable and its binaries are not installed")
@@ -91,9 +95,12 @@ def start_throwaway_postgres() -> ServerInfo:
         check=True,
         capture_output=True,
     )
+    if trust_cidr:
+        with (datadir / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {trust_cidr} trust\n")
     port = free_port()
     proc = subprocess.Popen(
-        [*prefix, postgres, "-D", str(datadir), "-p", str(port), "-h", "127.0.0.1",
+        [*prefix, postgres, "-D", str(datadir), "-p", str(port), "-h", listen,
          "-k", str(workdir), "-c", "fsync=off"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -103,7 +110,8 @@ def start_throwaway_postgres() -> ServerInfo:
     return ServerInfo("postgres", "127.0.0.1", port, "postgres", process=proc, workdir=workdir)
 
 
-def start_throwaway_mariadb() -> ServerInfo:
+def start_throwaway_mariadb(listen: str = "127.0.0.1") -> ServerInfo:
+    """`listen`: MariaDB's bind-address (a comma-separated list, 127.0.0.1 first)."""
     mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
     install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if not (Path(mariadbd).exists() and install_db):
@@ -122,7 +130,7 @@ def start_throwaway_mariadb() -> ServerInfo:
     port = free_port()
     proc = subprocess.Popen(
         [mariadbd, "--no-defaults", f"--datadir={datadir}", f"--port={port}",
-         "--bind-address=127.0.0.1",
+         f"--bind-address={listen}",
          f"--socket={workdir / 'mysqld.sock'}", f"--user={user}", "--skip-grant-tables=0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

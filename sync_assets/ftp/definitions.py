@@ -6,6 +6,7 @@ Built from the project config only (a local YAML read): no FTP or database I/O a
 import dagster as dg
 
 from sync_assets.core.pg import relation_identifier
+from sync_assets.core.placement import placement_metadata
 from sync_assets.ftp import store
 from sync_assets.ftp.config import SourceConfig, load_sources
 from sync_assets.ftp.ingest import IngestReport, ingest_source
@@ -125,6 +126,7 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         report = ingest_source(ftp, postgres, source, context.log, run_id=context.run_id)
         metadata = _metadata(report, postgres.database)
+        metadata.update(placement_metadata())  # which host/worker took the source
         try:
             metadata.update(_table_metadata(postgres, report))
         except Exception as exc:  # metadata is best effort; the load is committed

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from sync_assets.orchestration.executor import build_executor
+
 FTP_GROUP = "machine_logs"
 MYSQL_GROUP = "legacy_mysql"
 
@@ -39,6 +41,8 @@ def _job(name: str, group: str, description: str) -> dg.UnresolvedAssetJobDefini
         op_retry_policy=ASSET_RETRY_POLICY,
         tags={JOB_TAG: name},
         config=QUIET_CONSOLE,
+        # SYNC_EXECUTOR=celery: each table/source step goes to any `sync-assets worker`.
+        executor_def=build_executor(),
     )
 
 
