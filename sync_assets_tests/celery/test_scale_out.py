@@ -9,8 +9,10 @@ import pytest
 
 from sync_assets_tests.celery.conftest import (
     FTP_SOURCES,
+    MYSQL_POOL_LIMIT,
     WORKERS,
     Deployment,
+    ProcesslistWatch,
     assert_tables_exact,
     create_table,
     finish_run,
@@ -31,8 +33,12 @@ def test_both_jobs_spread_over_all_workers(deployment: Deployment) -> None:
     expected = write_logs(deployment, files_per_source=6, lines=400)
     start_workers(deployment)
 
-    runs = [deployment.start_run(job) for job in ("mysql_sync_job", "ftp_logs_job")]
-    outputs = [finish_run(run) for run in runs]
+    with ProcesslistWatch(deployment.servers.mariadb, deployment.mysql_db) as legacy_reads:
+        runs = [deployment.start_run(job) for job in ("mysql_sync_job", "ftp_logs_job")]
+        outputs = [finish_run(run) for run in runs]
+
+    # The `mysql` pool's limit holds across workers: never more sessions on the legacy server.
+    assert 1 <= legacy_reads.peak <= MYSQL_POOL_LIMIT, legacy_reads.peak
 
     for run, out in zip(runs, outputs, strict=True):
         assert run.returncode == 0, out[-4000:]
