@@ -1,9 +1,11 @@
-"""Which executor runs the two jobs' steps: multiprocess on one host (default) or Celery.
+"""Which executor runs the two jobs' steps: multiprocess on one host (default), Celery or k8s.
 
 `SYNC_EXECUTOR=celery` hands every step (one legacy table, one FTP source) to a Celery queue
 that any `sync-assets worker` on any machine may take. The run itself (the orchestrating loop)
-stays where the run launcher starts it. Only environment variables are read here, never a
-server: the code location loads with the broker down.
+stays where the run launcher starts it. `SYNC_EXECUTOR=k8s` (dagster-k8s, the `k8s` extra) runs
+each step as its own Kubernetes Job next to the K8sRunLauncher's run pod (deploy/helm).
+Only environment variables are read here, never a server: the code location loads with the
+broker down.
 
 Delivery semantics (the same settings on the submitting side and on every worker):
 - `task_acks_late` + `task_reject_on_worker_lost`: a task is acknowledged only once its step has
@@ -33,7 +35,17 @@ VISIBILITY_TIMEOUT_ENV = "CELERY_VISIBILITY_TIMEOUT"
 
 MULTIPROCESS = "multiprocess"
 CELERY = "celery"
-EXECUTORS = (MULTIPROCESS, CELERY)
+K8S = "k8s"
+EXECUTORS = (MULTIPROCESS, CELERY, K8S)
+
+K8S_MAX_CONCURRENT_ENV = "K8S_STEP_MAX_CONCURRENT"
+DEFAULT_K8S_MAX_CONCURRENT = 8
+# Each step pod: one table or one FTP source streams with bounded memory (COPY, spooled files).
+K8S_STEP_CONFIG: dict[str, Any] = {
+    "container_config": {
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+    }
+}
 
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 3600
 BROKER_HEARTBEAT_SECONDS = 10
@@ -99,9 +111,28 @@ def broker_url() -> str:
     return require(BROKER_ENV, os.environ.get(BROKER_ENV))
 
 
+def k8s_executor() -> dg.ExecutorDefinition:
+    """dagster-k8s's step executor; image, env ConfigMaps/Secrets come from the run launcher."""
+    from dagster_k8s import k8s_job_executor  # the `k8s` extra, imported only when selected
+
+    max_concurrent = parse_int(
+        K8S_MAX_CONCURRENT_ENV,
+        os.environ.get(K8S_MAX_CONCURRENT_ENV),
+        DEFAULT_K8S_MAX_CONCURRENT,
+        minimum=1,
+    )
+    return k8s_job_executor.configured(
+        {"max_concurrent": max_concurrent, "step_k8s_config": K8S_STEP_CONFIG},
+        name="sync_assets_k8s",
+    )
+
+
 def build_executor() -> dg.ExecutorDefinition | None:
     """The jobs' executor: None keeps Dagster's default (multiprocess on the run's host)."""
-    if executor_kind() != CELERY:
+    kind = executor_kind()
+    if kind == K8S:
+        return k8s_executor()
+    if kind != CELERY:
         return None
     from dagster_celery import celery_executor  # imported only when selected
 
