@@ -85,6 +85,27 @@ def _job_config(values: dict[str, Any], image: str) -> DagsterK8sJobConfig:
     )
 
 
+def _container(
+    values: dict[str, Any],
+    origin: JobPythonOrigin,
+    args: list[str],
+    context: K8sContainerContext,
+    component: str,
+) -> Any:
+    """The pod's container in the Job dagster-k8s builds (as its launcher/executor call it)."""
+    spec = construct_dagster_k8s_job(
+        _job_config(values, origin.repository_origin.container_image),
+        args,
+        f"dagster-{component.replace('_', '-')}-0000",
+        user_defined_k8s_config=context.run_k8s_config,
+        component=component,
+    )
+    container = spec.spec.template.spec.containers[0]
+    assert container.image == "registry.example.internal/sync-assets:1.0.0"
+    assert _env_from(container) == ({"sync-assets-env"}, {"sync-assets-secrets"})
+    return container
+
+
 def _env_from(container: Any) -> tuple[set[str], set[str]]:
     maps = {e.config_map_ref.name for e in container.env_from if e.config_map_ref}
     secrets = {e.secret_ref.name for e in container.env_from if e.secret_ref}
@@ -109,20 +130,10 @@ def test_run_pod_spec_built_by_dagster_k8s(job: str) -> None:
     values = _values()
     origin = _origin(values, job)
     args = ExecuteRunArgs(job_origin=origin, run_id="0" * 36, instance_ref=None).get_command_args()
-    context = _launcher_context(values)
-    spec = construct_dagster_k8s_job(
-        _job_config(values, origin.repository_origin.container_image),
-        args,
-        "dagster-run-0000",
-        user_defined_k8s_config=context.run_k8s_config,
-        component="run_worker",
-    )
-    container = spec.spec.template.spec.containers[0]
-    assert container.image == "registry.example.internal/sync-assets:1.0.0"
+    container = _container(values, origin, args, _launcher_context(values), "run_worker")
     # the code location's Python runs `dagster api execute_run <serialized run args>`
     assert container.args[:5] == ["/usr/local/bin/python", "-m", "dagster", "api", "execute_run"]
     assert job in container.args[5] and "sync_assets.definitions" in container.args[5]
-    assert _env_from(container) == ({"sync-assets-env"}, {"sync-assets-secrets"})
     resources = values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
     wanted = resources["containerConfig"]["resources"]
     assert container.resources.requests == wanted["requests"]
@@ -147,17 +158,8 @@ def test_step_pod_spec_of_the_k8s_executor(monkeypatch: pytest.MonkeyPatch) -> N
             run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(executor.K8S_STEP_CONFIG)
         )
     )
-    spec = construct_dagster_k8s_job(
-        _job_config(values, origin.repository_origin.container_image),
-        step_args,
-        "dagster-step-0000",
-        user_defined_k8s_config=context.run_k8s_config,
-        component="step_worker",
-    )
-    container = spec.spec.template.spec.containers[0]
-    assert container.image == "registry.example.internal/sync-assets:1.0.0"
+    container = _container(values, origin, step_args, context, "step_worker")
     assert container.args[:5] == ["/usr/local/bin/python", "-m", "dagster", "api", "execute_step"]
-    assert _env_from(container) == ({"sync-assets-env"}, {"sync-assets-secrets"})
     wanted = executor.K8S_STEP_CONFIG["container_config"]["resources"]
     assert container.resources.requests == wanted["requests"]
     assert container.resources.limits == wanted["limits"]
