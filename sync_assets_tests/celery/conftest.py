@@ -31,6 +31,7 @@ from sync_assets.devtools.ftp_server import FTPServerHandle, start_ftp_server
 from sync_assets.devtools.servers import (
     ServerInfo,
     free_port,
+    port_open,
     start_throwaway_mariadb,
     start_throwaway_postgres,
 )
@@ -103,19 +104,9 @@ def _start_redis(listen: list[str], workdir: Path) -> tuple[subprocess.Popen, in
          "--appendonly", "no", "--protected-mode", "no", "--dir", str(workdir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    wait_until(lambda: _answers("127.0.0.1", port) or proc.poll() is not None, "redis", 60, 0.1)
+    wait_until(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, "redis", 60, 0.1)
     assert proc.poll() is None, "throwaway redis-server exited"
     return proc, port
-
-
-def _answers(host: str, port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
