@@ -11,6 +11,7 @@ from sync_assets import project_config
 from sync_assets.core.errors import run_classified
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import MYSQL_GROUP, MYSQL_SOURCE_GROUP
+from sync_assets.core.placement import placement_metadata
 from sync_assets.mysql import config
 from sync_assets.mysql.naming import asset_name, lower_names
 from sync_assets.mysql.sync import SyncReport, sync_table
@@ -150,9 +151,9 @@ def build_table_asset(
         checks = [row_count_check(report, key)]
         if options.verify_values:
             checks.append(values_check(report, key))
-        return dg.MaterializeResult(
-            metadata=report_metadata(report, postgres.database), check_results=checks
-        )
+        metadata = report_metadata(report, postgres.database)
+        metadata.update(placement_metadata())  # which host/worker took the table
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return source, sync_legacy_table
 
