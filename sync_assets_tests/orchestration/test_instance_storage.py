@@ -19,13 +19,12 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 from dagster._serdes import serialize_value
-from psycopg import sql
 
 from sync_assets.core import instance_storage
 from sync_assets.core.settings import ConfigError
 from sync_assets.devtools.demo_stack import wait_for_http
 from sync_assets.devtools.servers import ServerInfo, free_port
-from sync_assets_tests.conftest import pg_admin_connect
+from sync_assets_tests.support import create_owned_database, drop_owned_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OLD = {
@@ -61,26 +60,12 @@ def owned_database(pg_server: ServerInfo) -> Iterator[dict[str, str]]:
     """A login role with a password owning one database: the old container's variables."""
     name = f"sa_inst_{os.getpid()}_{secrets.token_hex(3)}"
     password = secrets.token_urlsafe(12)
-    with pg_admin_connect(pg_server) as admin:
-        admin.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(name), sql.Literal(password)
-            )
-        )
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(name), sql.Identifier(name)
-            )
-        )
+    create_owned_database(pg_server, name, password)
     yield {
         "POSTGRES_HOST": pg_server.host, "POSTGRES_USER": name,
         "POSTGRES_PASSWORD": password, "POSTGRES_DB": name,
     }  # fmt: skip
-    with pg_admin_connect(pg_server) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+    drop_owned_database(pg_server, name)
 
 
 @dg.asset
