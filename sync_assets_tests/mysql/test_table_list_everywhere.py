@@ -12,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sync_assets.cli import main
+from sync_assets.devtools.servers import ServerInfo
 from sync_assets.mysql import config
+from sync_assets_tests.mysql.conftest import run_sql
 
 CODE_SERVER = """
 import sys
@@ -68,3 +71,29 @@ def test_a_fresh_process_without_state_loads_the_code_servers_mysql_assets(tmp_p
     # Without the carried list the same fresh process would see no MySQL asset at all.
     bare = _python(RUN_WORKER, empty_state, tmp_path, stdin="null\n").splitlines()
     assert not any(key.startswith(("legacy/", "mysql/")) for key in bare)
+
+
+def test_refresh_keeps_a_copy_in_postgres_that_a_fresh_container_restores_when_mysql_is_down(
+    monkeypatch, tmp_path: Path, mysql_server: ServerInfo, src, src_db: str,
+    pg_server: ServerInfo, pg_dbname: str, capsys,
+) -> None:  # fmt: skip
+    run_sql(src, "CREATE TABLE a (id INT PRIMARY KEY)", "CREATE TABLE `B c` (id INT)")
+    for name, value in {
+        "MYSQL_HOST": mysql_server.host, "MYSQL_PORT": str(mysql_server.port),
+        "MYSQL_USER": mysql_server.user, "MYSQL_PASSWORD": mysql_server.password,
+        "MYSQL_DB": src_db, "POSTGRES_HOST": pg_server.host,
+        "POSTGRES_PORT": str(pg_server.port), "POSTGRES_USER": pg_server.user,
+        "POSTGRES_PASSWORD": pg_server.password, "POSTGRES_DB": pg_dbname,
+        "SYNC_ASSETS_STATE_DIR": str(tmp_path / "first"),
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MYSQL_TABLES", raising=False)
+    assert main(["refresh-mysql"]) == 0
+    assert "kept a copy of the list in PostgreSQL" in capsys.readouterr().out
+
+    # A new container: no state file, MySQL down. The list comes back from PostgreSQL.
+    monkeypatch.setenv("SYNC_ASSETS_STATE_DIR", str(tmp_path / "fresh"))
+    monkeypatch.setenv("MYSQL_PORT", "9")
+    assert main(["refresh-mysql"]) == 2  # still an error: the list may be out of date
+    assert "restored the last known list (2 table(s))" in capsys.readouterr().out
+    assert config.stored_table_list() == ["B c", "a"]
