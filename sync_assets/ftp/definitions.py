@@ -11,6 +11,7 @@ from sync_assets.core.actions import record_action
 from sync_assets.core.errors import run_classified
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import FTP_GROUP
+from sync_assets.core.placement import placement_metadata
 from sync_assets.ftp import store
 from sync_assets.ftp.actions import REINGEST_ACTION, LogSourceConfig, forget_for_reingest
 from sync_assets.ftp.config import SourceConfig, load_sources
@@ -268,6 +269,7 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
                 source_key(source), report.files_waiting, report.backlog_bytes, observed_by="run"
             )
         )
+        metadata.update(placement_metadata())  # which host/worker took the source
         try:
             metadata.update(_table_metadata(postgres, report))
         except Exception as exc:  # metadata is best effort; the load is committed

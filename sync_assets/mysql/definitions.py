@@ -3,18 +3,28 @@
 Which tables: `MYSQL_TABLES`, else the list stored by `sync-assets refresh-mysql`, else none.
 Building the definitions reads only environment variables and local files: no server is
 contacted, so the code location loads (with the last known tables) when MySQL is down.
+
+The list the code server loaded travels with every run as Dagster reconstruction metadata
+(stored with the run's execution plan in Dagster's storage): a run worker, or a Kubernetes
+run pod with no state file, rebuilds exactly the code server's MySQL assets.
 """
 
+import json
 import warnings
 from collections.abc import Iterator
 
 import dagster as dg
+from dagster._core.definitions.definitions_load_context import (
+    DefinitionsLoadContext,
+    DefinitionsLoadType,
+)
 
 from sync_assets import project_config
 from sync_assets.core.actions import record_action
 from sync_assets.core.errors import run_classified
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import MYSQL_GROUP, MYSQL_SOURCE_GROUP
+from sync_assets.core.placement import placement_metadata
 from sync_assets.mysql import config
 from sync_assets.mysql.actions import LegacyTableConfig
 from sync_assets.mysql.naming import asset_name, lower_names
@@ -205,13 +215,37 @@ def build_table_asset(
         selected = context.selected_asset_check_keys
         checks = [c for c in checks if dg.AssetCheckKey(key, c.check_name) in selected]
         metadata = {**report_metadata(report, postgres.database), **audit}
+        metadata.update(placement_metadata())  # which host/worker took the table
         yield dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
 
     return source, sync_legacy_table
 
 
+TABLES_METADATA_KEY = "sync_assets/mysql_tables"
+
+
+def tables_for_this_load() -> list[str]:
+    """The code server's list when reconstructing (run workers), else the configured one.
+
+    Dagster stores what is handed to `add_to_pending_reconstruction_metadata` with each run
+    (the pattern of its own state-backed definitions loader).
+    """
+    if not DefinitionsLoadContext.is_set():
+        return config.configured_tables()  # a plain import (tests, scripts)
+    context = DefinitionsLoadContext.get()
+    if (
+        context.load_type == DefinitionsLoadType.RECONSTRUCTION
+        and TABLES_METADATA_KEY in context.reconstruction_metadata
+    ):
+        tables = [str(t) for t in json.loads(context.reconstruction_metadata[TABLES_METADATA_KEY])]
+    else:
+        tables = config.configured_tables()
+    context.add_to_pending_reconstruction_metadata(TABLES_METADATA_KEY, json.dumps(tables))
+    return tables
+
+
 def build_mysql_defs() -> dg.Definitions:
-    tables = config.configured_tables()
+    tables = tables_for_this_load()
     if not tables:
         return dg.Definitions()
     lower_names(tables, "table")  # two tables equal after lower-casing: a clear error
