@@ -3,19 +3,31 @@
 Built from the project config only (a local YAML read): no FTP or database I/O at load.
 """
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
+from sync_assets.core.actions import record_action
 from sync_assets.core.errors import run_classified
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import FTP_GROUP
 from sync_assets.core.placement import placement_metadata
 from sync_assets.ftp import store
+from sync_assets.ftp.actions import REINGEST_ACTION, LogSourceConfig, forget_for_reingest
 from sync_assets.ftp.config import SourceConfig, load_sources
 from sync_assets.ftp.ingest import IngestReport, ingest_source
+from sync_assets.ftp.observe import backlog_observation, build_backlog_sensor
 from sync_assets.resources import FTPResource, PostgresResource
 
 GROUP = FTP_GROUP
 CHECK_NAME = "lines_accounted_for"
+LAG_CHECK = "lag_within_bounds"
+REJECTS_CHECK = "rejects_within_bounds"
+# Bounds of the two WARN checks. Machines write every few minutes: an hour without a newer
+# line means a machine, its upload or this sync has stopped. A run rejecting more than 1% of
+# the lines it read points at a format change upstream, not at a few damaged lines.
+MAX_LAG_SECONDS = 3600.0
+MAX_REJECTED_SHARE = 0.01
 
 
 def source_key(source: SourceConfig) -> dg.AssetKey:
@@ -41,13 +53,17 @@ def build_source_spec(source: SourceConfig) -> dg.AssetSpec:
     )
 
 
-def _metadata(report: IngestReport, database: str) -> dict[str, object]:
-    lag = report.lag_seconds()
+def _metadata(
+    report: IngestReport, database: str, newest: datetime | None = None
+) -> dict[str, object]:
+    """`newest`: the newest loaded line, this run's or (none loaded) an earlier run's, so the
+    lag keeps growing in the plot while nothing new arrives."""
+    newest = report.newest_record or newest
     freshness: dict[str, object] = {}
-    if report.newest_record is not None and lag is not None:
+    if newest is not None:
         freshness = {
-            "newest_record": dg.MetadataValue.timestamp(report.newest_record),
-            "lag_seconds": dg.MetadataValue.float(round(lag, 3)),
+            "newest_record": dg.MetadataValue.timestamp(newest),
+            "lag_seconds": dg.MetadataValue.float(round(_lag_seconds(newest), 3)),
         }
     return {
         **freshness,
@@ -57,6 +73,7 @@ def _metadata(report: IngestReport, database: str) -> dict[str, object]:
         "files_failed": report.files_failed,
         **_failure_metadata(report),
         "backlog_files": report.files_waiting,
+        "backlog_bytes": report.backlog_bytes,
         "files_replaced": report.files_replaced,
         "files_deleted": len(report.deleted),
         "delete_errors": len(report.delete_errors),
@@ -133,6 +150,92 @@ def _check_result(report: IngestReport, key: dg.AssetKey) -> dg.AssetCheckResult
     )
 
 
+def _lag_seconds(newest: datetime) -> float:
+    return (datetime.now(UTC) - newest).total_seconds()
+
+
+def previous_newest_record(instance: dg.DagsterInstance, key: dg.AssetKey) -> datetime | None:
+    """The newest loaded line as the last materialisation recorded it (None if never)."""
+    event = instance.get_latest_materialization_event(key)
+    materialization = event.asset_materialization if event else None
+    value = materialization.metadata.get("newest_record") if materialization else None
+    if not isinstance(value, dg.TimestampMetadataValue):
+        return None
+    return datetime.fromtimestamp(value.value, UTC)
+
+
+def lag_check(key: dg.AssetKey, newest: datetime | None) -> dg.AssetCheckResult:
+    """WARN when the newest loaded line is older than MAX_LAG_SECONDS."""
+    lag = _lag_seconds(newest) if newest else None
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=LAG_CHECK,
+        passed=lag is None or lag <= MAX_LAG_SECONDS,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "lag_seconds": dg.MetadataValue.float(round(lag, 3) if lag is not None else 0.0),
+            "max_lag_seconds": dg.MetadataValue.float(MAX_LAG_SECONDS),
+            "newest_record": newest.isoformat() if newest else "no line loaded yet",
+        },
+    )
+
+
+def rejects_check(report: IngestReport, key: dg.AssetKey) -> dg.AssetCheckResult:
+    """WARN when the run rejected more than MAX_REJECTED_SHARE of the lines it read."""
+    share = report.rows_rejected / report.lines_read if report.lines_read else 0.0
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=REJECTS_CHECK,
+        passed=share <= MAX_REJECTED_SHARE,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rows_rejected": report.rows_rejected,
+            "lines_read": report.lines_read,
+            "rejected_share": dg.MetadataValue.float(round(share, 6)),
+            "max_rejected_share": dg.MetadataValue.float(MAX_REJECTED_SHARE),
+        },
+    )
+
+
+def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            CHECK_NAME,
+            asset=key,
+            description="lines read = rows loaded + rows rejected for every file of the run"
+            " and no file failed (ERROR otherwise, until the file is fixed, re-ingested or"
+            " removed); any rejected line is a warning",
+        ),
+        dg.AssetCheckSpec(
+            LAG_CHECK,
+            asset=key,
+            description=f"the newest loaded line is at most {MAX_LAG_SECONDS:g} s old (WARN)",
+        ),
+        dg.AssetCheckSpec(
+            REJECTS_CHECK,
+            asset=key,
+            description=f"a run rejects at most {MAX_REJECTED_SHARE:.0%} of the lines it read"
+            " (WARN)",
+        ),
+    ]
+
+
+def _reingest_first(
+    context: dg.AssetExecutionContext,
+    postgres: PostgresResource,
+    source: SourceConfig,
+    run_config: LogSourceConfig,
+) -> dict[str, object]:
+    """What the run config asks to load again is forgotten first (recorded: tags, a log line)."""
+    if not run_config.wants_reingest:
+        return {}
+    audit = record_action(context, REINGEST_ACTION, f"source {source.name}", run_config)
+    removed = forget_for_reingest(postgres, source, run_config)
+    for path, count in removed.items():
+        context.log.info(f"re-ingest {path}: {count} row(s) removed; loaded again in this run")
+    return {**audit, "reingested_files": dg.MetadataValue.json(sorted(removed))}
+
+
 def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
     key = asset_key(source)
 
@@ -145,24 +248,27 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
             f"Lines of the `{source.name}` log files, loaded exactly once into "
             f"{source.schema}.{source.table_name}; ledger and rejects in sync_meta."
         ),
-        check_specs=[
-            dg.AssetCheckSpec(
-                CHECK_NAME,
-                asset=key,
-                description="lines read = rows loaded + rows rejected for every file of the run"
-                " and no file failed (ERROR otherwise, until the file is fixed, re-ingested or"
-                " removed); any rejected line is a warning",
-            )
-        ],
+        check_specs=_check_specs(key),
     )
     def _log_asset(
-        context: dg.AssetExecutionContext, postgres: PostgresResource, ftp: FTPResource
+        context: dg.AssetExecutionContext,
+        config: LogSourceConfig,
+        postgres: PostgresResource,
+        ftp: FTPResource,
     ) -> dg.MaterializeResult:
-        report = run_classified(
-            context,
-            lambda: ingest_source(ftp, postgres, source, context.log, run_id=context.run.run_id),
+        def body() -> tuple[IngestReport, dict[str, object]]:
+            audit = _reingest_first(context, postgres, source, config)
+            run_id = context.run.run_id
+            return ingest_source(ftp, postgres, source, context.log, run_id=run_id), audit
+
+        report, audit = run_classified(context, body)
+        newest = report.newest_record or previous_newest_record(context.instance, key)
+        metadata = {**_metadata(report, postgres.database, newest), **audit}
+        context.log_event(
+            backlog_observation(
+                source_key(source), report.files_waiting, report.backlog_bytes, observed_by="run"
+            )
         )
-        metadata = _metadata(report, postgres.database)
         metadata.update(placement_metadata())  # which host/worker took the source
         try:
             metadata.update(_table_metadata(postgres, report))
@@ -170,9 +276,8 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
             context.log.warning(f"table metadata not collected: {exc}")
         for path, error in report.delete_errors.items():
             context.log.warning(f"delete of {path} failed, retried next run: {error}")
-        return dg.MaterializeResult(
-            asset_key=key, metadata=metadata, check_results=[_check_result(report, key)]
-        )
+        checks = [_check_result(report, key), lag_check(key, newest), rejects_check(report, key)]
+        return dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
 
     return _log_asset
 
@@ -183,5 +288,6 @@ def build_ftp_defs() -> dg.Definitions:
         assets=[
             *(build_source_spec(s) for s in sources),
             *(build_log_asset(s) for s in sources),
-        ]
+        ],
+        sensors=[build_backlog_sensor([(s, source_key(s)) for s in sources])],
     )

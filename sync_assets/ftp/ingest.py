@@ -30,10 +30,19 @@ from sync_assets.ftp.filework import FileWorker, RunContext, tail_due
 from sync_assets.ftp.formats import PROVENANCE
 from sync_assets.ftp.listing import RemoteFile
 from sync_assets.ftp.parallel import SchemaGate, Snapshot, StableLooks
-from sync_assets.ftp.report import FileOutcome, IngestReport
+from sync_assets.ftp.report import WAITING_STATUSES, FileOutcome, IngestReport
 from sync_assets.resources import FTPResource, PostgresResource, SourceUnavailableError
 
-__all__ = ["FileOutcome", "IngestReport", "ingest_source", "lock_name"]
+__all__ = [
+    "FileOutcome",
+    "IngestReport",
+    "classify",
+    "ingest_source",
+    "list_files",
+    "lock_name",
+    "pending_bytes",
+    "source_root",
+]
 
 
 def lock_name(source: SourceConfig) -> str:
@@ -67,6 +76,54 @@ def ingest_source(
     return report
 
 
+def source_root(ftp_resource: FTPResource, source: SourceConfig) -> str:
+    """The source's directory (FTP_DIR when it names none), maybe relative to the login's."""
+    return (source.directory or ftp_resource.directory or "/").rstrip("/") or "/"
+
+
+def list_files(client: FTPClient, root: str, source: SourceConfig) -> list[RemoteFile]:
+    """The files of `source` under `root` (absolute), sorted by path."""
+    prefix = root.rstrip("/") + "/"
+    found = []
+    for path, entry in client.walk(root, source.recursive):
+        relative = path[len(prefix) :] if path.startswith(prefix) else path
+        if source.wants(relative):
+            found.append(RemoteFile(path, relative, entry.size, entry.mtime, entry.precision))
+    found.sort(key=lambda f: f.path)
+    return found
+
+
+def classify(
+    remote: RemoteFile, entry: store.LedgerEntry | None, source: SourceConfig, delete_after: bool
+) -> str:
+    """What a run does with a listed file: `load` (new, changed, or a due last line),
+    `delete` (loaded whole, to delete with DELETE_AFTER_SYNC) or `unchanged`."""
+    if entry is None or entry.status == store.DELETED:
+        return "load"
+    if not remote.same_as(entry.size, entry.mtime):
+        return "load"
+    if tail_due(entry, source.final_line_seconds):
+        return "load"
+    if delete_after and entry.status == store.LOADED and entry.offset_bytes >= entry.size:
+        return "delete"
+    return "unchanged"
+
+
+def pending_bytes(remote: RemoteFile, entry: store.LedgerEntry | None) -> int:
+    """Bytes of `remote` not loaded yet: past the stored offset of a file that grew, else all."""
+    if entry is not None and entry.status == store.LOADED and remote.size >= entry.offset_bytes:
+        return remote.size - entry.offset_bytes
+    return remote.size
+
+
+def _backlog_bytes(
+    files: list[RemoteFile], outcomes: list[FileOutcome], ledger: dict[str, store.LedgerEntry]
+) -> int:
+    """Bytes of the files left for a later run (the report's `files_waiting`)."""
+    waiting = {o.path for o in outcomes if o.status in WAITING_STATUSES}
+    return sum(pending_bytes(f, ledger.get(f.path)) for f in files if f.path in waiting)
+
+
 def _session(conn: psycopg.Connection, source: SourceConfig) -> None:
     """Session settings of every connection that loads. Connections are in autocommit: each
     file is one explicit transaction (`conn.transaction()`), never a savepoint inside a
@@ -95,7 +152,7 @@ class _Run:
         self.log = log
         self.client = self._client()
         self.clients = [self.client]
-        self.root = (source.directory or ftp_resource.directory or "/").rstrip("/") or "/"
+        self.root = source_root(ftp_resource, source)
         self.ledger = store.load_ledger(conn, source.name)
         self.delete_after = ftp_resource.should_delete_after_sync
 
@@ -132,6 +189,7 @@ class _Run:
         committed = sum(o.rows_loaded for o in outcomes if o.status in ("loaded", "rejected"))
         self.report.table_rows = None if before is None else before + committed
         self.report.files = outcomes
+        self.report.backlog_bytes = _backlog_bytes(files, outcomes, self.ledger)
         self._note_failures(files, outcomes, failed_before)
         deleted = [o.path for o in outcomes if o.deleted]
         main = FileWorker(ctx, self.conn, self.client)
@@ -163,26 +221,10 @@ class _Run:
         return all(c in PROVENANCE or c == "_ingested_at" for c in columns)
 
     def _list(self) -> list[RemoteFile]:
-        prefix = self.root.rstrip("/") + "/"
-        found = []
-        for path, entry in self.client.walk(self.root, self.source.recursive):
-            relative = path[len(prefix) :] if path.startswith(prefix) else path
-            if self.source.wants(relative):
-                found.append(RemoteFile(path, relative, entry.size, entry.mtime, entry.precision))
-        found.sort(key=lambda f: f.path)
-        return found
+        return list_files(self.client, self.root, self.source)
 
     def _classify(self, remote: RemoteFile) -> str:
-        entry = self.ledger.get(remote.path)
-        if entry is None or entry.status == store.DELETED:
-            return "load"
-        if not remote.same_as(entry.size, entry.mtime):
-            return "load"
-        if tail_due(entry, self.source.final_line_seconds):
-            return "load"
-        if self.delete_after and entry.status == store.LOADED and entry.offset_bytes >= entry.size:
-            return "delete"
-        return "unchanged"
+        return classify(remote, self.ledger.get(remote.path), self.source, self.delete_after)
 
     # --- the stable-file rule -----------------------------------------------------------
 

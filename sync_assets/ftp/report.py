@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+# Outcomes of files left for a later run: growing, too young, unreadable now (the backlog).
+WAITING_STATUSES = ("unstable", "too_young", "unreadable")
+
 
 @dataclass
 class FileOutcome:
@@ -44,6 +47,8 @@ class IngestReport:
     # on these, once), and every listed file that is `failed` in the ledger now (path: error).
     newly_failed: list[str] = field(default_factory=list)
     failed_files: dict[str, str] = field(default_factory=dict)
+    # Bytes of the waiting files not loaded yet (the backlog in bytes).
+    backlog_bytes: int = 0
 
     def _count(self, *statuses: str) -> int:
         return sum(1 for f in self.files if f.status in statuses)
@@ -59,7 +64,7 @@ class IngestReport:
     @property
     def files_waiting(self) -> int:
         """The backlog: files left for a later run (growing, too young, unreadable now)."""
-        return self._count("unstable", "too_young", "unreadable")
+        return self._count(*WAITING_STATUSES)
 
     @property
     def files_failed(self) -> int:

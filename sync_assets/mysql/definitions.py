@@ -10,6 +10,8 @@ run pod with no state file, rebuilds exactly the code server's MySQL assets.
 """
 
 import json
+import warnings
+from collections.abc import Iterator
 
 import dagster as dg
 from dagster._core.definitions.definitions_load_context import (
@@ -18,11 +20,13 @@ from dagster._core.definitions.definitions_load_context import (
 )
 
 from sync_assets import project_config
+from sync_assets.core.actions import record_action
 from sync_assets.core.errors import run_classified
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import MYSQL_GROUP, MYSQL_SOURCE_GROUP
 from sync_assets.core.placement import placement_metadata
 from sync_assets.mysql import config
+from sync_assets.mysql.actions import LegacyTableConfig
 from sync_assets.mysql.naming import asset_name, lower_names
 from sync_assets.mysql.sync import SyncReport, sync_table
 from sync_assets.resources import MySQLResource, PostgresResource
@@ -108,22 +112,58 @@ def values_check(report: SyncReport, key: dg.AssetKey) -> dg.AssetCheckResult:
 
 
 def _check_specs(key: dg.AssetKey, options: config.TableOptions) -> list[dg.AssetCheckSpec]:
-    specs = [
+    # The values check is declared for every table: it runs when `verify_values` is
+    # configured, or for one run asked from the launchpad (LegacyTableConfig); a run that
+    # does not verify leaves it not evaluated.
+    when = "every run" if options.verify_values else "runs with verify_values in the run config"
+    return [
         dg.AssetCheckSpec(
             ROW_COUNT_CHECK,
             asset=key,
             description="PostgreSQL row count equals MySQL's, counted in the read snapshot.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            VALUES_CHECK,
+            asset=key,
+            description="Every value equals the MySQL snapshot's (compared in PostgreSQL;"
+            f" {when}).",
+        ),
     ]
-    if options.verify_values:
-        specs.append(
-            dg.AssetCheckSpec(
-                VALUES_CHECK,
-                asset=key,
-                description="Every value equals the MySQL snapshot's (compared in PostgreSQL).",
-            )
+
+
+def _run_sync(
+    context: dg.AssetExecutionContext,
+    run_config: LegacyTableConfig,
+    table_sync: tuple[MySQLResource, PostgresResource, config.TableOptions, str],
+) -> tuple[SyncReport, dict[str, object]]:
+    """The sync with what the run config asks (recorded first: tags and a log line)."""
+    mysql, postgres, options, schema = table_sync
+
+    def body() -> tuple[SyncReport, dict[str, object]]:
+        audit: dict[str, object] = {}
+        if run_config.actions():
+            action = "+".join(run_config.actions())
+            audit = record_action(context, action, f"{schema}.{options.name.lower()}", run_config)
+        report = sync_table(
+            mysql,
+            postgres,
+            run_config.apply(options),
+            log=context.log,
+            target_schema=schema,
+            force_full=run_config.full_refresh_reason(),
         )
-    return specs
+        return report, audit
+
+    return run_classified(context, body)
+
+
+def build_schema_change_checks(assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    """Dagster's column-schema checks (WARN when the columns in `dagster/column_schema`
+    differ from the previous materialisation's): a legacy table changed its shape."""
+    with warnings.catch_warnings():
+        # Beta in 1.13; it reads the schema metadata this project writes on every run.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return list(dg.build_column_schema_change_checks(assets=assets))
 
 
 def build_table_asset(
@@ -139,31 +179,44 @@ def build_table_asset(
     )
     key = dg.AssetKey(["legacy", name])
 
-    @dg.asset(
+    target = dg.AssetSpec(
         key=key,
         kinds={"postgres"},
         group_name=GROUP,
         deps=[source],
-        pool=POOL,
         description=(
             f"PostgreSQL table `{schema}.{table.lower()}`: a copy of MySQL `{table}`"
             f" (mode {options.mode}; incremental on a cursor column when possible)."
         ),
+    )
+
+    # A multi-asset of one, subsettable: so the values check may go unevaluated in a run that
+    # does not verify (a plain asset's check outputs are all required).
+    @dg.multi_asset(
+        name=key.to_python_identifier(),
+        specs=[target],
         check_specs=_check_specs(key, options),
+        can_subset=True,
+        pool=POOL,
     )
     def sync_legacy_table(
-        context: dg.AssetExecutionContext, mysql: MySQLResource, postgres: PostgresResource
-    ) -> dg.MaterializeResult:
-        report = run_classified(
-            context,
-            lambda: sync_table(mysql, postgres, options, log=context.log, target_schema=schema),
-        )
+        context: dg.AssetExecutionContext,
+        config: LegacyTableConfig,
+        mysql: MySQLResource,
+        postgres: PostgresResource,
+    ) -> Iterator[dg.MaterializeResult]:
+        if key not in context.selected_asset_keys:
+            context.log.info(f"{key.to_user_string()} not selected: its checks need a sync")
+            return
+        report, audit = _run_sync(context, config, (mysql, postgres, options, schema))
         checks = [row_count_check(report, key)]
-        if options.verify_values:
+        if report.mismatched_rows is not None:  # verified in this run
             checks.append(values_check(report, key))
-        metadata = report_metadata(report, postgres.database)
+        selected = context.selected_asset_check_keys
+        checks = [c for c in checks if dg.AssetCheckKey(key, c.check_name) in selected]
+        metadata = {**report_metadata(report, postgres.database), **audit}
         metadata.update(placement_metadata())  # which host/worker took the table
-        return dg.MaterializeResult(metadata=metadata, check_results=checks)
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
 
     return source, sync_legacy_table
 
@@ -202,4 +255,5 @@ def build_mysql_defs() -> dg.Definitions:
     assets: list[dg.AssetSpec | dg.AssetsDefinition] = []
     for table in tables:
         assets.extend(build_table_asset(table, config.table_options(table, section), schema))
-    return dg.Definitions(assets=assets)
+    tables_defs = [a for a in assets if isinstance(a, dg.AssetsDefinition)]
+    return dg.Definitions(assets=assets, asset_checks=build_schema_change_checks(tables_defs))

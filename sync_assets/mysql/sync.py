@@ -47,8 +47,10 @@ def sync_table(
     options: config.TableOptions,
     log: Any = None,
     target_schema: str | None = None,
+    force_full: str | None = None,
 ) -> SyncReport:
-    """Sync MySQL table `options.name` into `<target_schema>.<lower-cased name>`."""
+    """Sync MySQL table `options.name` into `<target_schema>.<lower-cased name>`; with
+    `force_full` (the reason: an operator asked for it) as a full refresh."""
     started = time.monotonic()
     log = log or logger
     schema = check_identifier(target_schema or config.target_schema(), "target schema")
@@ -62,7 +64,7 @@ def sync_table(
     with postgres.connection(autocommit=True) as lock_conn:
         ensure_bookkeeping(lock_conn, schema)
         with advisory_lock(lock_conn, mysql_table_lock(schema, target), options.lock_wait_seconds):
-            _attempts(job, mysql, postgres)
+            _attempts(job, mysql, postgres, force_full)
     report = job.report
     report.duration_seconds = time.monotonic() - started
     log.info(
@@ -73,11 +75,10 @@ def sync_table(
     return report
 
 
-def _attempts(job: Job, mysql: Any, postgres: Any) -> None:
+def _attempts(job: Job, mysql: Any, postgres: Any, force_full: str | None = None) -> None:
     """Sync, starting over (a new snapshot; the failed attempt wrote nothing) when a run finds
     it must be a full refresh, or that a column guessed BOOLEAN holds another value. Each can
     happen once, so there are at most three attempts."""
-    force_full: str | None = None
     restarts: list[str] = []
     for _ in range(MAX_ATTEMPTS):
         try:

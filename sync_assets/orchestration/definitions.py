@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from sync_assets.orchestration.actions import DRY_RUN_JOBS
 from sync_assets.orchestration.alerts import ALERT_SENSORS
 from sync_assets.orchestration.jobs import FTP_GROUP, MYSQL_GROUP, ftp_logs_job, mysql_sync_job
 from sync_assets.orchestration.run_log import RUN_LOG_SENSORS
@@ -28,6 +29,12 @@ def build_orchestration_defs() -> dg.Definitions:
         schedules=build_schedules(),
         sensors=[*RUN_LOG_SENSORS, *ALERT_SENSORS],
     )
+
+
+def build_action_defs() -> dg.Definitions:
+    """The dry-run jobs (orchestration/actions.py). Apart from the schedules' definitions:
+    their ops need the servers' resources, merged in with them."""
+    return dg.Definitions(jobs=DRY_RUN_JOBS)
 
 
 def _with_group_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
