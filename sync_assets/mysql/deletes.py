@@ -179,7 +179,8 @@ def find_differences(
 ) -> Differences | None:
     """Summarise both sides at once (MySQL in a worker thread); None when the keys are too
     sparse for buckets. The caller must not use `my` meanwhile."""
-    bounds = _key_bounds(job, pg, my, key)
+    with job.report.timed("delete_ranges_bounds"):
+        bounds = _key_bounds(job, pg, my, key)
     if bounds is None:
         return Differences(Buckets(0, 0, 0), [], [], 0)
     b = choose_buckets(*bounds, rows)
@@ -266,7 +267,8 @@ def collect_deletes(
     mixed = key_ranges(diff.mixed, diff.buckets)
     read = 0
     if mixed:
-        keys, read = _read_mysql_keys(job, pg, my, key, mixed)
+        with job.report.timed("delete_ranges_keys"):
+            keys, read = _read_mysql_keys(job, pg, my, key, mixed)
         missing = upsert_sql.missing_from(keys, [key])
         pg.execute(insert + _in_ranges(key) + sql.SQL(" WHERE ") + missing, _bounds(mixed))
     job.report.notes.append(
