@@ -71,7 +71,9 @@ def range_key(key_mappings: list[ColumnMapping]) -> ColumnMapping | None:
 
 @dataclass(frozen=True)
 class Buckets:
-    """Bucket b holds the keys base + b*2^shift ... base + (b+1)*2^shift - 1."""
+    """Bucket b holds the keys base + b*2^shift ... base + (b+1)*2^shift - 1. `base` is a
+    multiple of 2^shift, so a key's offset in its bucket is its own low bits (`key & mask`,
+    the same in two's complement on both servers), one subtraction less per row."""
 
     base: int
     shift: int
@@ -82,6 +84,10 @@ class Buckets:
         high = self.base + ((last + 1) << self.shift) - 1
         return self.base + (first << self.shift), min(high, self.top)
 
+    @property
+    def mask(self) -> int:
+        return (1 << self.shift) - 1
+
 
 def choose_buckets(low: int, high: int, rows: int) -> Buckets | None:
     """Buckets over keys low..high holding about BUCKET_ROWS of `rows` keys each, or None
@@ -90,21 +96,24 @@ def choose_buckets(low: int, high: int, rows: int) -> Buckets | None:
     if span > MAX_SPAN:
         return None
     shift = max(0, math.ceil(math.log2(span * BUCKET_ROWS / max(rows, 1))))
-    return Buckets(low, shift, high) if shift <= MAX_SHIFT else None
+    return Buckets(low >> shift << shift, shift, high) if shift <= MAX_SHIFT else None
 
 
-def _mysql_offset(key: str, b: Buckets) -> str:
-    return f"({key} - {int(b.base)})"
+# key_hash in SQL: {0} the offset in the bucket, {1} the dialect's XOR operator.
+_HASH_SQL = "(((({0} * {m1}) {1} (({0} * {m1}) >> 29)) & {low}) * {m2})"
+
+
+def _hash_sql(offset: str, xor: str) -> str:
+    return _HASH_SQL.format(offset, xor, m1=_MUL1, m2=_MUL2, low=_LOW32)
 
 
 def mysql_summary_sql(job: Job, key: ColumnMapping, b: Buckets) -> str:
     """Per bucket: its number, row count and BIT_XOR of key_hash (MySQL's bitwise operators
     work on unsigned 64-bit values; every value here stays below 2^63)."""
-    d = _mysql_offset(mq(key.source.name), b)
-    a = f"(({d} & {(1 << b.shift) - 1}) * {_MUL1})"
-    h = f"((({a} ^ ({a} >> 29)) & {_LOW32}) * {_MUL2})"
+    c = mq(key.source.name)
+    h = _hash_sql(f"({c} & {b.mask})", "^")
     return (
-        f"SELECT {d} >> {b.shift} AS b, COUNT(*), BIT_XOR({h})"
+        f"SELECT ({c} - {int(b.base)}) >> {b.shift} AS b, COUNT(*), BIT_XOR({h})"
         f" FROM {job.source_sql} GROUP BY b ORDER BY NULL"
     )
 
@@ -114,12 +123,12 @@ def pg_summary_sql(job: Job, key: ColumnMapping, b: Buckets) -> sql.Composed:
     column = ident(key.target)
     if key.pg_type.startswith("numeric"):  # BIGINT UNSIGNED: offsets fit bigint (MAX_SPAN)
         d = sql.SQL("(({} - {}::numeric)::bigint)").format(column, sql.Literal(b.base))
+        low = d
     else:
         d = sql.SQL("({}::bigint - {}::bigint)").format(column, sql.Literal(b.base))
-    a = sql.SQL("(({} & {}) * {})").format(d, sql.Literal((1 << b.shift) - 1), sql.Literal(_MUL1))
-    h = sql.SQL("((({} # ({} >> 29)) & {}) * {})").format(
-        a, a, sql.Literal(_LOW32), sql.Literal(_MUL2)
-    )
+        low = sql.SQL("{}::bigint").format(column)
+    offset = sql.SQL("({} & {})").format(low, sql.Literal(b.mask))
+    h = sql.SQL(_hash_sql("{0}", "#")).format(offset)
     return sql.SQL("SELECT {} >> {}, count(*), bit_xor({}) FROM {} GROUP BY 1").format(
         d, sql.Literal(b.shift), h, job.target_ident
     )
