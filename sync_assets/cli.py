@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "sync_assets.mysql.cli",
     "sync_assets.ftp.cli",
     "sync_assets.orchestration.cli",
+    "sync_assets.config_cli",
+    "sync_assets.orchestration.worker",
 )
 
 

@@ -41,7 +41,18 @@ def load_project_config() -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping with `mysql`/`ftp` keys")
+    check_config(data, path)
     return data
+
+
+def check_config(data: Any, path: Path | str) -> None:
+    """Refuse the whole file with every error at once, each with its path in the file."""
+    from sync_assets.config_schema import validate_config  # models import this module's users
+
+    errors = validate_config(data)
+    if errors:
+        listed = "\n".join(f"  {error}" for error in errors)
+        raise ConfigError(f"{path}: {len(errors)} error(s) in the config:\n{listed}")
 
 
 def section(name: str) -> dict[str, Any]:

@@ -8,6 +8,8 @@ check, with any secret redacted from the driver's message.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,14 +19,66 @@ import dagster as dg
 import psycopg
 import pymysql
 
-from sync_assets.core.secrets import redact
-from sync_assets.core.settings import env_or, parse_bool, parse_int, require
+from sync_assets.core.errors import PermanentError, mysql_refused, postgres_refused
+from sync_assets.core.secrets import read_secret_file, redact
+from sync_assets.core.settings import (
+    ConfigError,
+    env_or,
+    parse_bool,
+    parse_choice,
+    parse_int,
+    postgres_params,
+    require,
+    secret_setting,
+)
 
 CONNECT_TIMEOUT_SECONDS = 15
+# Variables added for TLS and secret files (not the old container's): optional, each with a
+# safe default, so a deployment passes only those it uses.
+SECURITY_VARIABLES = frozenset({
+    "POSTGRES_PASSWORD_FILE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT",
+    "MYSQL_PASSWORD_FILE", "MYSQL_SSL_MODE", "MYSQL_SSL_CA",
+    "FTP_PASS_FILE", "FTP_TLS_VERIFY", "FTP_TLS_CA_FILE",
+})  # fmt: skip
+MYSQL_SSL_MODES = ("disabled", "preferred", "required", "verify_ca", "verify_identity")
 
 
 class SourceUnavailableError(RuntimeError):
     """A server could not be reached or refused us; the message carries no secret."""
+
+
+@functools.lru_cache(maxsize=16)
+def tls_client_context(
+    ca_variable: str, ca_file: str, *, verify: bool = True, check_hostname: bool = True
+) -> ssl.SSLContext:
+    """A client TLS context: the system trust store, or only the CAs in `ca_file` when set.
+
+    Cached per process (loading the system store costs ~40 ms per connection otherwise);
+    SSLContext objects are safe to share between connections and threads.
+    """
+    if not verify:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"{ca_variable}={ca_file!r}: cannot load CA certificates from it ({exc})"
+        ) from None
+    context.check_hostname = check_hostname
+    return context
+
+
+class SourceRefusedError(SourceUnavailableError, PermanentError):
+    """The server answered and refused the login or the database: retrying cannot help."""
+
+
+def _tls_refused(exc: BaseException, variables: str) -> str | None:
+    """The variables to check when the server's certificate failed verification (permanent
+    until the operator changes the CA, the host name or the mode), else None."""
+    return variables if "certificate verify failed" in str(exc).lower() else None
 
 
 class _MySQLConnection(pymysql.connections.Connection):
@@ -57,7 +111,21 @@ class _SecretAwareResource(dg.ConfigurableResource):
             yield name, ("***" if name in self.secret_fields and value else value)
 
     def _secrets(self) -> list[str]:
-        return [getattr(self, name) for name in self.secret_fields if getattr(self, name, None)]
+        """Every secret value to mask: the fields, and the content of a `*_FILE` secret."""
+        values = [getattr(self, name) for name in self.secret_fields if getattr(self, name, None)]
+        file_path = getattr(self, "password_file", "")
+        if file_path:
+            # Unreadable: then nothing from it can appear in a message either.
+            with contextlib.suppress(ValueError):
+                values.append(read_secret_file(self.env_names["password_file"], file_path))
+        return values
+
+    @property
+    def secret(self) -> str:
+        """The password, from its variable or from the file named by its `*_FILE` variable."""
+        return secret_setting(
+            self.env_names["password"], self.password, getattr(self, "password_file", "")
+        )
 
     def _required(self, field: str) -> str:
         return require(self.env_names.get(field, field), getattr(self, field))
@@ -74,6 +142,9 @@ class PostgresResource(_SecretAwareResource):
     database: str = ""
     user: str = ""
     password: str = ""
+    password_file: str = ""
+    sslmode: str = ""
+    sslrootcert: str = ""
     application_name: str = "sync_assets"
 
     env_names: ClassVar[dict[str, str]] = {
@@ -82,18 +153,28 @@ class PostgresResource(_SecretAwareResource):
         "database": "POSTGRES_DB",
         "user": "POSTGRES_USER",
         "password": "POSTGRES_PASSWORD",
+        "password_file": "POSTGRES_PASSWORD_FILE",
+        "sslmode": "POSTGRES_SSLMODE",
+        "sslrootcert": "POSTGRES_SSLROOTCERT",
     }
 
     def conninfo(self) -> dict[str, Any]:
-        return {
-            "host": self._required("host"),
-            "port": self._int("port", 5432),
-            "dbname": self._required("database"),
-            "user": self._required("user"),
-            "password": self.password or None,
-            "application_name": self.application_name,
-            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-        }
+        """libpq parameters; the same function builds those of Dagster's own storage."""
+        params = postgres_params(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            password_file=self.password_file,
+            sslmode=self.sslmode,
+            sslrootcert=self.sslrootcert,
+        )
+        params.update(
+            dbname=self._required("database"),
+            application_name=self.application_name,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        )
+        return params
 
     def describe(self) -> str:
         """Where we write, for messages and metadata: never includes the password."""
@@ -105,9 +186,16 @@ class PostgresResource(_SecretAwareResource):
             return psycopg.connect(autocommit=autocommit, **params)
         except psycopg.Error as exc:
             reason = redact(str(exc), self._secrets())
-            raise SourceUnavailableError(
-                f"cannot connect to PostgreSQL {self.describe()}: {reason}"
-                " (check POSTGRES_HOST/POSTGRES_PORT/POSTGRES_USER/POSTGRES_PASSWORD)"
+            refused = postgres_refused(exc) or _tls_refused(
+                exc, "POSTGRES_SSLMODE/POSTGRES_SSLROOTCERT/POSTGRES_HOST"
+            )
+            error = SourceRefusedError if refused else SourceUnavailableError
+            check = refused or (
+                "POSTGRES_HOST/POSTGRES_PORT/POSTGRES_USER/POSTGRES_PASSWORD[_FILE]"
+                "/POSTGRES_SSLMODE/POSTGRES_SSLROOTCERT"
+            )
+            raise error(
+                f"cannot connect to PostgreSQL {self.describe()}: {reason} (check {check})"
             ) from None
 
     @contextmanager
@@ -127,6 +215,9 @@ class MySQLResource(_SecretAwareResource):
     database: str = ""
     user: str = ""
     password: str = ""
+    password_file: str = ""
+    ssl_mode: str = ""
+    ssl_ca: str = ""
 
     env_names: ClassVar[dict[str, str]] = {
         "host": "MYSQL_HOST",
@@ -134,7 +225,37 @@ class MySQLResource(_SecretAwareResource):
         "database": "MYSQL_DB",
         "user": "MYSQL_USER",
         "password": "MYSQL_PASSWORD",
+        "password_file": "MYSQL_PASSWORD_FILE",
+        "ssl_mode": "MYSQL_SSL_MODE",
+        "ssl_ca": "MYSQL_SSL_CA",
     }
+
+    @property
+    def tls_mode(self) -> str:
+        """MYSQL_SSL_MODE with MySQL's own client meanings (`--ssl-mode`)."""
+        return parse_choice("MYSQL_SSL_MODE", self.ssl_mode, MYSQL_SSL_MODES, "preferred")
+
+    def tls_options(self) -> dict[str, Any]:
+        """pymysql's TLS arguments for MYSQL_SSL_MODE / MYSQL_SSL_CA.
+
+        PREFERRED (no options) keeps pymysql's own behaviour: TLS when the server offers it,
+        certificate unchecked. Any SSLContext passed as `ssl` makes pymysql refuse a server
+        that does not offer TLS, before the password is sent.
+        """
+        mode = self.tls_mode
+        if self.ssl_ca and mode in ("disabled", "preferred", "required"):
+            raise ConfigError(  # a CA that is silently not checked would be a false comfort
+                f"MYSQL_SSL_CA is set but MYSQL_SSL_MODE is {mode.upper()}: it would not be"
+                " used (set MYSQL_SSL_MODE=VERIFY_CA or VERIFY_IDENTITY)"
+            )
+        if mode == "disabled":
+            return {"ssl_disabled": True}
+        if mode == "preferred":
+            return {}
+        return {"ssl": tls_client_context(
+            "MYSQL_SSL_CA", self.ssl_ca, verify=mode != "required",
+            check_hostname=mode == "verify_identity",
+        )}  # fmt: skip
 
     def describe(self) -> str:
         return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
@@ -146,19 +267,25 @@ class MySQLResource(_SecretAwareResource):
             "port": self._int("port", 3306),
             "database": self._required("database"),
             "user": self._required("user"),
-            "password": self.password or "",
+            "password": self.secret,
             "charset": "utf8mb4",
             "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "init_command": "SET time_zone = '+00:00'",
             "autocommit": True,
         }
+        params.update(self.tls_options())
         params.update(overrides)
         try:
             return _MySQLConnection(**params)
         except pymysql.MySQLError as exc:
-            raise SourceUnavailableError(
+            refused = mysql_refused(exc) or _tls_refused(exc, "MYSQL_SSL_MODE/MYSQL_SSL_CA")
+            error = SourceRefusedError if refused else SourceUnavailableError
+            check = refused or (
+                "MYSQL_HOST/MYSQL_PORT/MYSQL_USER/MYSQL_PASSWORD[_FILE]/MYSQL_SSL_MODE/MYSQL_SSL_CA"
+            )
+            raise error(
                 f"cannot connect to MySQL {self.describe()}: {redact(str(exc), self._secrets())}"
-                " (check MYSQL_HOST/MYSQL_PORT/MYSQL_USER/MYSQL_PASSWORD)"
+                f" (check {check})"
             ) from None
 
 
@@ -166,11 +293,14 @@ class FTPResource(_SecretAwareResource):
     """The FTP server where the machines drop their log files."""
 
     host: str = ""
-    port: str = "21"
+    port: str = ""  # 21, or 990 with FTP_TLS=implicit
     user: str = ""
     password: str = ""
+    password_file: str = ""
     directory: str = "/"
     tls: str = "false"
+    tls_verify: str = "true"
+    tls_ca_file: str = ""
     delete_after_sync: str = "false"
     timeout_seconds: str = "60"
     encoding: str = "utf-8"
@@ -180,15 +310,19 @@ class FTPResource(_SecretAwareResource):
         "port": "FTP_PORT",
         "user": "FTP_USER",
         "password": "FTP_PASS",
+        "password_file": "FTP_PASS_FILE",
         "directory": "FTP_DIR",
         "tls": "FTP_TLS",
+        "tls_verify": "FTP_TLS_VERIFY",
+        "tls_ca_file": "FTP_TLS_CA_FILE",
         "delete_after_sync": "DELETE_AFTER_SYNC",
         "timeout_seconds": "FTP_TIMEOUT",
         "encoding": "FTP_ENCODING",
     }
 
     def describe(self) -> str:
-        return f"ftp://{self.user}@{self.host}:{self.port}{self.directory}"
+        port = self.port or ("990" if (self.tls or "").strip().lower() == "implicit" else "21")
+        return f"ftp://{self.user}@{self.host}:{port}{self.directory}"
 
     @property
     def host_name(self) -> str:
@@ -196,15 +330,39 @@ class FTPResource(_SecretAwareResource):
 
     @property
     def port_number(self) -> int:
-        return self._int("port", 21)
+        return self._int("port", 990 if self.tls_mode == "implicit" else 21)
 
     @property
     def login_user(self) -> str:
         return self._required("user")
 
     @property
+    def tls_mode(self) -> str:
+        """FTP_TLS: false (plain FTP), true/explicit (AUTH TLS on port 21), implicit (990)."""
+        word = (self.tls or "").strip().lower()
+        if word in ("explicit", "implicit"):
+            return word
+        try:
+            return "explicit" if parse_bool("FTP_TLS", word) else "off"
+        except ConfigError:
+            raise ConfigError(
+                f"FTP_TLS must be false, true (= explicit), explicit or implicit, got {self.tls!r}"
+            ) from None
+
+    @property
     def use_tls(self) -> bool:
-        return parse_bool("FTP_TLS", self.tls)
+        return self.tls_mode != "off"
+
+    @property
+    def verify_tls(self) -> bool:
+        return parse_bool("FTP_TLS_VERIFY", self.tls_verify, default=True)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The context for the control and the data connections (both verified alike)."""
+        verify = self.verify_tls
+        if self.tls_ca_file and not verify:
+            raise ConfigError("FTP_TLS_CA_FILE is set but FTP_TLS_VERIFY=false: choose one")
+        return tls_client_context("FTP_TLS_CA_FILE", self.tls_ca_file, verify=verify)
 
     @property
     def should_delete_after_sync(self) -> bool:
@@ -236,15 +394,31 @@ def _bind(resource_cls: type[_SecretAwareResource], **defaults: Any) -> dict[str
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources of the code location, bound to the environment (no I/O)."""
     return {
-        "postgres": PostgresResource(**_bind(PostgresResource, port="5432", password="")),
-        "mysql": MySQLResource(**_bind(MySQLResource, port="3306", password="")),
+        "postgres": PostgresResource(
+            **_bind(
+                PostgresResource,
+                port="5432",
+                password="",
+                password_file="",
+                sslmode="",
+                sslrootcert="",
+            )
+        ),
+        "mysql": MySQLResource(
+            **_bind(
+                MySQLResource, port="3306", password="", password_file="", ssl_mode="", ssl_ca=""
+            )
+        ),
         "ftp": FTPResource(
             **_bind(
                 FTPResource,
-                port="21",
+                port="",  # 21, or 990 with FTP_TLS=implicit
                 password="",
                 directory="/",
+                password_file="",
                 tls="false",
+                tls_verify="true",
+                tls_ca_file="",
                 delete_after_sync="false",
                 timeout_seconds="60",
                 encoding="utf-8",

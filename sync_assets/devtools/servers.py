@@ -7,6 +7,7 @@ user in its own directory on a free port and is stopped (and its files removed) 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files a throwaway server presents: its certificate, its key, and the CA to trust."""
+
+    cert: Path
+    key: Path
+    ca: Path
 
 
 @dataclass
@@ -77,7 +87,45 @@ def _run_as_postgres_user() -> list[str]:
     return []
 
 
-def start_throwaway_postgres() -> ServerInfo:
+def _postgres_tls_options(tls: TLSFiles | None, workdir: Path, owner: bool) -> list[str]:
+    """`-c ssl=on` options; PostgreSQL wants its key private to the server's user, so the
+    files are copied into its directory (and handed to the `postgres` user when root)."""
+    if tls is None:
+        return []
+    options = ["-c", "ssl=on"]
+    for setting, source in (("ssl_cert_file", tls.cert), ("ssl_key_file", tls.key),
+                            ("ssl_ca_file", tls.ca)):  # fmt: skip
+        target = workdir / f"tls-{setting}.pem"
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        if owner:
+            shutil.chown(target, "postgres", "postgres")
+        options += ["-c", f"{setting}={target}"]
+    return options
+
+
+def _initdb_auth(workdir: Path, password_auth: bool) -> tuple[list[str], str]:
+    """initdb's authentication options and the superuser's password ("" for trust)."""
+    if not password_auth:
+        return ["--auth=trust"], ""
+    password = secrets.token_urlsafe(16)
+    pwfile = workdir / "superuser-password"
+    pwfile.write_text(password + "\n", encoding="utf-8")
+    if os.geteuid() == 0:
+        shutil.chown(pwfile, "postgres", "postgres")
+    return ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"], password
+
+
+def start_throwaway_postgres(
+    tls: TLSFiles | None = None,
+    password_auth: bool = False,
+    listen: str = "127.0.0.1",
+    trust_cidr: str | None = None,
+) -> ServerInfo:
+    """A throwaway cluster; with `tls`, `ssl=on` with those files (TCP still accepts both);
+    with `password_auth`, TCP logins need a password (the superuser's is in the result).
+    `listen`: PostgreSQL's listen_addresses (127.0.0.1 first); `trust_cidr`: one more network
+    let in without a password (the Celery tier's worker namespaces)."""
     initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
     if not (initdb and postgres):
         raise RuntimeError("PostgreSQL is not reachable and its binaries are not installed")
@@ -86,24 +134,41 @@ def start_throwaway_postgres() -> ServerInfo:
     if prefix:
         shutil.chown(workdir, "postgres", "postgres")
     datadir = workdir / "data"
+    auth_options, password = _initdb_auth(workdir, password_auth)
     subprocess.run(
-        [*prefix, initdb, "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        [*prefix, initdb, "-D", str(datadir), "-U", "postgres", *auth_options, "-E", "UTF8"],
         check=True,
         capture_output=True,
     )
+    if trust_cidr:
+        with (datadir / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {trust_cidr} trust\n")
     port = free_port()
+    tls_options = _postgres_tls_options(tls, workdir, bool(prefix))
     proc = subprocess.Popen(
-        [*prefix, postgres, "-D", str(datadir), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(workdir), "-c", "fsync=off"],
+        [*prefix, postgres, "-D", str(datadir), "-p", str(port), "-h", listen,
+         "-k", str(workdir), "-c", "fsync=off", *tls_options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     _wait_for_port("127.0.0.1", port, proc, "PostgreSQL")
     time.sleep(0.5)
-    return ServerInfo("postgres", "127.0.0.1", port, "postgres", process=proc, workdir=workdir)
+    return ServerInfo(
+        "postgres", "127.0.0.1", port, "postgres", password, process=proc, workdir=workdir
+    )
 
 
-def start_throwaway_mariadb() -> ServerInfo:
+def _mariadb_tls_options(tls: TLSFiles | None) -> list[str]:
+    """TLS with the given files, or none at all (`--skip-ssl`: recent MariaDB releases would
+    otherwise generate a self-signed certificate and offer TLS anyway)."""
+    if tls is None:
+        return ["--skip-ssl"]
+    return [f"--ssl-cert={tls.cert}", f"--ssl-key={tls.key}", f"--ssl-ca={tls.ca}"]
+
+
+def start_throwaway_mariadb(tls: TLSFiles | None = None, listen: str = "127.0.0.1") -> ServerInfo:
+    """A throwaway server; with `tls` it offers TLS with those files, without it no TLS.
+    `listen`: MariaDB's bind-address (a comma-separated list, 127.0.0.1 first)."""
     mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
     install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if not (Path(mariadbd).exists() and install_db):
@@ -122,8 +187,9 @@ def start_throwaway_mariadb() -> ServerInfo:
     port = free_port()
     proc = subprocess.Popen(
         [mariadbd, "--no-defaults", f"--datadir={datadir}", f"--port={port}",
-         "--bind-address=127.0.0.1",
-         f"--socket={workdir / 'mysqld.sock'}", f"--user={user}", "--skip-grant-tables=0"],
+         f"--bind-address={listen}",
+         f"--socket={workdir / 'mysqld.sock'}", f"--user={user}", "--skip-grant-tables=0",
+         *_mariadb_tls_options(tls)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip

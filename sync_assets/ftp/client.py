@@ -25,7 +25,7 @@ from sync_assets.ftp.listing import (
     parse_list_line,
     parse_mlsd_time,
 )
-from sync_assets.resources import FTPResource, SourceUnavailableError
+from sync_assets.resources import FTPResource, SourceRefusedError, SourceUnavailableError
 
 T = TypeVar("T")
 BLOCK_SIZE = 256 * 1024
@@ -64,21 +64,8 @@ class FTPClient:
     # --- connection ---------------------------------------------------------------------
 
     def _open(self) -> ftplib.FTP:
-        res = self.resource
-        cls = ftplib.FTP_TLS if res.use_tls else ftplib.FTP
-        ftp = cls(timeout=res.timeout, encoding=res.encoding)
+        ftp = open_session(self.resource, self.log, warn_unverified=self.reconnects == 0)
         try:
-            ftp.connect(res.host_name, res.port_number)
-            try:
-                ftp.login(res.login_user, res.password or "")
-            except ftplib.error_perm as exc:  # 530: permanent, never retried
-                raise SourceUnavailableError(
-                    f"FTP {res.describe()}: login refused: {res.redact(str(exc))}"
-                    " (check FTP_USER/FTP_PASS)"
-                ) from None
-            if isinstance(ftp, ftplib.FTP_TLS):
-                ftp.prot_p()  # encrypt the data connections too, not only the login
-            ftp.set_pasv(True)
             ftp.voidcmd("TYPE I")
             self.has_mlst = self._detect_mlst(ftp)
         except BaseException:
@@ -124,6 +111,9 @@ class FTPClient:
                 return action(self.ftp)
             except ftplib.error_perm:
                 raise
+            except ssl.SSLCertVerificationError as exc:  # a data connection: never retried
+                self._drop()
+                raise certificate_refused(self.resource, exc) from None
             except TRANSIENT_ERRORS as exc:
                 self._drop()
                 reason = self.resource.redact(f"{type(exc).__name__}: {exc}")
@@ -252,6 +242,104 @@ class FTPClient:
 
     def delete(self, path: str) -> None:
         self.call(f"delete {path!r}", lambda ftp: ftp.delete(path))
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+
+class VerifiedFTPTLS(ftplib.FTP_TLS):
+    """Explicit FTPS whose data connections are verified like the control connection (same
+    context, same host name) and resume its TLS session: vsftpd (`require_ssl_reuse`, its
+    default), FileZilla Server and ProFTPD refuse a data connection that does not, and the
+    reuse proves the data connection goes to the same server that passed verification."""
+
+    def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321 (wrapped below)
+        if self._prot_p:  # type: ignore[attr-defined]  # ftplib's PROT P flag
+            session = self.sock.session if isinstance(self.sock, ssl.SSLSocket) else None
+            try:
+                conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
+            except BaseException:
+                conn.close()
+                raise
+        return conn, size
+
+
+class ImplicitFTPTLS(VerifiedFTPTLS):
+    """Implicit FTPS (port 990): TLS from the first byte, before the server's greeting."""
+
+    def connect(
+        self,
+        host: str = "",
+        port: int = 0,
+        timeout: float = -999,
+        source_address: tuple[str, int] | None = None,
+    ) -> str:
+        self.host = host or self.host
+        self.port = port or self.port
+        if timeout != -999:
+            self.timeout = timeout
+        raw = socket.create_connection(
+            (self.host, self.port), self.timeout, source_address=source_address
+        )
+        try:
+            self.sock = self.context.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+        self.af = self.sock.family
+        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.welcome = self.getresp()
+        return self.welcome
+
+
+def certificate_refused(resource: FTPResource, exc: ssl.SSLCertVerificationError) -> Exception:
+    """The clear, permanent error for a server certificate that failed verification."""
+    reason = exc.verify_message or exc.reason or str(exc)
+    return SourceRefusedError(
+        f"FTP {resource.describe()}: the server's TLS certificate was refused ({reason}): "
+        "it must be issued for FTP_HOST by a CA in the system trust store or in "
+        "FTP_TLS_CA_FILE; FTP_TLS_VERIFY=false accepts it unverified"
+    )
+
+
+def _new_session(resource: FTPResource) -> ftplib.FTP:
+    mode = resource.tls_mode
+    if mode == "off":  # plain FTP, as configured (FTP_TLS=false)
+        return ftplib.FTP(timeout=resource.timeout, encoding=resource.encoding)  # noqa: S321
+    cls = ImplicitFTPTLS if mode == "implicit" else VerifiedFTPTLS
+    return cls(context=resource.tls_context(), timeout=resource.timeout, encoding=resource.encoding)
+
+
+def open_session(
+    resource: FTPResource, log: logging.Logger, warn_unverified: bool = True
+) -> ftplib.FTP:
+    """A logged-in, passive FTP session (TLS verified and PROT P with FTP_TLS)."""
+    if resource.use_tls and not resource.verify_tls and warn_unverified:
+        log.warning(
+            f"FTP {resource.describe()}: FTP_TLS_VERIFY=false: the server's certificate is NOT"
+            " verified; anyone between us and the server can read the logs and the password"
+        )
+    ftp = _new_session(resource)
+    try:
+        ftp.connect(resource.host_name, resource.port_number)
+        try:
+            ftp.login(resource.login_user, resource.secret)
+        except ftplib.error_perm as exc:  # 530: permanent, never retried
+            raise SourceRefusedError(
+                f"FTP {resource.describe()}: login refused: {resource.redact(str(exc))}"
+                " (check FTP_USER/FTP_PASS/FTP_PASS_FILE)"
+            ) from None
+        if isinstance(ftp, ftplib.FTP_TLS):
+            ftp.prot_p()  # encrypt the data connections too, not only the login
+        ftp.set_pasv(True)
+    except ssl.SSLCertVerificationError as exc:
+        ftp.close()
+        raise certificate_refused(resource, exc) from None
+    except BaseException:
+        ftp.close()
+        raise
+    return ftp
 
 
 class LocalWriteError(RuntimeError):

@@ -5,8 +5,10 @@ Built from the project config only (a local YAML read): no FTP or database I/O a
 
 import dagster as dg
 
+from sync_assets.core.errors import run_classified
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import FTP_GROUP
+from sync_assets.core.placement import placement_metadata
 from sync_assets.ftp import store
 from sync_assets.ftp.config import SourceConfig, load_sources
 from sync_assets.ftp.ingest import IngestReport, ingest_source
@@ -53,6 +55,8 @@ def _metadata(report: IngestReport, database: str) -> dict[str, object]:
         "files_loaded": report.files_loaded,
         "files_skipped": report.files_skipped,
         "files_failed": report.files_failed,
+        **_failure_metadata(report),
+        "backlog_files": report.files_waiting,
         "files_replaced": report.files_replaced,
         "files_deleted": len(report.deleted),
         "delete_errors": len(report.delete_errors),
@@ -64,6 +68,28 @@ def _metadata(report: IngestReport, database: str) -> dict[str, object]:
         "ftp_reconnects": report.reconnects,
         "rows_loaded_this_run": report.rows_loaded,
         **table_metadata(relation=(database, report.schema, report.table)),
+    }
+
+
+# Paths listed in the metadata (the counts are exact; the ledger has every file and its
+# whole error), and the characters of each error shown there.
+LISTED_FAILED_FILES = 1000
+LISTED_ERROR_CHARS = 300
+
+
+def _failure_metadata(report: IngestReport) -> dict[str, object]:
+    """Failed files: newly failed in this run (an alert keys on `newly_failed_files`, once
+    per file: an unchanged failed file is not read again, so it never is "new" twice) and
+    failed in total (listed files whose ledger status is `failed`)."""
+    return {
+        "files_newly_failed": len(report.newly_failed),
+        "files_failed_total": len(report.failed_files),
+        "newly_failed_files": dg.MetadataValue.json(
+            [
+                {"path": path, "error": report.failed_files.get(path, "")[:LISTED_ERROR_CHARS]}
+                for path in report.newly_failed[:LISTED_FAILED_FILES]
+            ]
+        ),
     }
 
 
@@ -80,18 +106,28 @@ def _table_metadata(postgres: PostgresResource, report: IngestReport) -> dict[st
 
 
 def _check_result(report: IngestReport, key: dg.AssetKey) -> dg.AssetCheckResult:
+    """ERROR while a file is unbalanced or a listed file is `failed` (this run's or an
+    earlier one's: it stays an ERROR until the file is fixed, re-ingested or removed); WARN
+    for rejected lines."""
     unbalanced = report.unbalanced_files
-    severity = dg.AssetCheckSeverity.ERROR if unbalanced else dg.AssetCheckSeverity.WARN
+    failed = report.failed_files
+    error = bool(unbalanced or failed)
+    severity = dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN
+    failed_text = "\n".join(f"{path}: {reason}" for path, reason in list(failed.items())[:20])
     return dg.AssetCheckResult(
         asset_key=key,
         check_name=CHECK_NAME,
-        passed=not unbalanced and report.rows_rejected == 0 and report.files_failed == 0,
+        passed=not error and report.rows_rejected == 0 and report.files_failed == 0,
         severity=severity,
         metadata={
             "lines_read": report.lines_read,
             "rows_loaded": report.rows_loaded,
             "rows_rejected": report.rows_rejected,
             "files_failed": report.files_failed,
+            "files_newly_failed": len(report.newly_failed),
+            "files_failed_total": len(failed),
+            "failed_files": dg.MetadataValue.text(failed_text or "none"),
+            "backlog_files": report.files_waiting,
             "unbalanced_files": dg.MetadataValue.text(", ".join(unbalanced[:20]) or "none"),
         },
     )
@@ -113,16 +149,21 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(
                 CHECK_NAME,
                 asset=key,
-                description="lines read = rows loaded + rows rejected for every file of the run;"
-                " any reject or unparsable file is a warning",
+                description="lines read = rows loaded + rows rejected for every file of the run"
+                " and no file failed (ERROR otherwise, until the file is fixed, re-ingested or"
+                " removed); any rejected line is a warning",
             )
         ],
     )
     def _log_asset(
         context: dg.AssetExecutionContext, postgres: PostgresResource, ftp: FTPResource
     ) -> dg.MaterializeResult:
-        report = ingest_source(ftp, postgres, source, context.log, run_id=context.run_id)
+        report = run_classified(
+            context,
+            lambda: ingest_source(ftp, postgres, source, context.log, run_id=context.run.run_id),
+        )
         metadata = _metadata(report, postgres.database)
+        metadata.update(placement_metadata())  # which host/worker took the source
         try:
             metadata.update(_table_metadata(postgres, report))
         except Exception as exc:  # metadata is best effort; the load is committed

@@ -14,17 +14,20 @@ import hashlib
 import logging
 import tempfile
 import threading
-import zlib
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO
 from zoneinfo import ZoneInfo
 
 import psycopg
 
+from sync_assets.core.settings import ConfigError
 from sync_assets.ftp import store
-from sync_assets.ftp.client import FTPClient, ShortTransferError
+from sync_assets.ftp.client import FTPClient, LocalWriteError, ShortTransferError
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.formats import (
     SAMPLE_BYTES,
@@ -57,6 +60,15 @@ class FileChangedError(RuntimeError):
     """The file changed while we read it: it is left for the next run."""
 
 
+class FileFaultError(RuntimeError):
+    """Something about one file's bytes went wrong (expected or not): the file is `failed`,
+    its transaction rolled back, and the run goes on with the other files."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class _NotConfirmedError(RuntimeError):
     """The second look did not confirm what was read: nothing of the file is written."""
 
@@ -78,6 +90,8 @@ class RunContext:
     gate: SchemaGate
     stop: threading.Event = field(default_factory=threading.Event)
     newest: list[datetime] = field(default_factory=list)
+    # Masks the servers' secrets in error texts that are stored or logged.
+    redact: Callable[[str], str] = str
     _newest_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stopping(self) -> bool:
@@ -156,20 +170,45 @@ class FileWorker:
             if self.ctx.looks.confirm(remote.path, snap) is None:
                 self.log.warning(f"{remote.path}: cannot be read now ({reason}); skipped")
             return FileOutcome(remote.path, "unreadable", error=reason)
-        except (
-            UnparsableFileError,
-            OSError,
-            EOFError,
-            zlib.error,
-            UnicodeError,
-            psycopg.DataError,
-        ) as exc:
-            if isinstance(exc, ConnectionError | TimeoutError):
-                raise
+        except SourceUnavailableError as exc:  # its transfer failed, retries included
+            if not self._server_answers(remote.path):
+                raise  # the server is gone: the run stops
+            # The server answers, only this file's transfer fails (a 451, a data connection
+            # it keeps dropping): skipped, read again next run, never marked failed.
+            reason = str(exc)  # built without secrets by the client
+            self.log.warning(f"{remote.path}: cannot be transferred now ({reason}); skipped")
+            return FileOutcome(remote.path, "unreadable", error=reason)
+        except FileFaultError as fault:
             try:
-                return self._record_failure(remote, snap, entry, exc)
+                return self._record_failure(remote, snap, entry, fault.reason)
             except _NotConfirmedError as not_confirmed:
                 return FileOutcome(remote.path, not_confirmed.status)
+
+    def _server_answers(self, path: str) -> bool:
+        """Whether the FTP server still answers (a fresh session if needed, with retries)."""
+        try:
+            self.client.stat(path)
+        except SourceUnavailableError:
+            return False
+        return True
+
+    @contextmanager
+    def _file_boundary(self, path: str) -> Iterator[None]:
+        """Around everything done with a downloaded file's bytes (gunzip, decoding, detection,
+        parsing on both paths, typing, COPY): an exception that is the file's fault becomes a
+        FileFaultError (the file is marked failed, the others load); one about the servers or
+        the run (see `is_file_fault`) goes on up and stops the run, recording nothing."""
+        try:
+            yield
+        except Exception as exc:
+            if not is_file_fault(exc, self.conn):
+                raise
+            reason = self.ctx.redact(describe_fault(exc))
+            # Where it was raised, for whoever fixes the parser (the stack is not stored).
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f"{Path(frame.filename).name}:{frame.lineno}"
+            self.log.info(f"{path}: {reason} (raised at {where})")
+            raise FileFaultError(reason) from exc
 
     def _plan(self, remote: RemoteFile, snap: Snapshot, entry: LedgerEntry | None) -> FileOutcome:
         """Resume (same version, from the stored offset) or start a version from byte 0."""
@@ -243,18 +282,21 @@ class FileWorker:
             except ShortTransferError as exc:
                 raise FileChangedError(f"{remote.path} is shorter than listed: {exc}") from None
             outcome.bytes_read = got
-            tmp.seek(0)
-            head = tmp.read(HEAD_BYTES) if start == 0 else b""
-            gz = start == 0 and is_gzip(remote.path, head)
-            # A .gz never resumes: its ledger hash covers every compressed byte (head_len =
-            # size), so a touched or re-uploaded identical file is recognised, not reloaded.
-            head_hash, head_len = (_file_digest(tmp), got) if gz else (_digest(head), len(head))
-            if gz and self._touched_only(outcome, entry, snap, head_hash):
-                return FileOutcome(remote.path, "unchanged", outcome.version - 1)
-            download = _Download(remote, snap, tmp, gz, head_hash, head_len)
-            if resumed:  # the ledger keeps the hash of the version's first bytes
-                download.head_hash, download.head_len = resumed.head_hash, resumed.head_len
-            self._write(index, download, outcome, resumed, exclusive)
+            with self._file_boundary(remote.path):
+                tmp.seek(0)
+                head = tmp.read(HEAD_BYTES) if start == 0 else b""
+                gz = start == 0 and is_gzip(remote.path, head)
+                # A .gz never resumes: its ledger hash covers every compressed byte (head_len
+                # = size), so a touched or re-uploaded identical file is recognised, not
+                # reloaded.
+                digest = _file_digest(tmp) if gz else _digest(head)
+                head_hash, head_len = (digest, got) if gz else (digest, len(head))
+                if gz and self._touched_only(outcome, entry, snap, head_hash):
+                    return FileOutcome(remote.path, "unchanged", outcome.version - 1)
+                download = _Download(remote, snap, tmp, gz, head_hash, head_len)
+                if resumed:  # the ledger keeps the hash of the version's first bytes
+                    download.head_hash, download.head_len = resumed.head_hash, resumed.head_len
+                self._write(index, download, outcome, resumed, exclusive)
         failpoint("after_commit")
         return outcome
 
@@ -395,18 +437,18 @@ class FileWorker:
         for value in values:
             try:
                 stamp = parse_timestamp(value)
-            except ValueError:
+                if stamp.tzinfo is None:
+                    stamp = stamp.replace(tzinfo=ZoneInfo(self.source.timezone))
+                stamps.append(stamp.astimezone(UTC))
+            except (ValueError, OverflowError):  # e.g. year 9999 at -05:00 is past 9999 in UTC
                 continue
-            if stamp.tzinfo is None:
-                stamp = stamp.replace(tzinfo=ZoneInfo(self.source.timezone))
-            stamps.append(stamp.astimezone(UTC))
         self.ctx.note_newest(stamps)
 
     def _record_failure(
-        self, remote: RemoteFile, snap: Snapshot, entry: LedgerEntry | None, exc: BaseException
+        self, remote: RemoteFile, snap: Snapshot, entry: LedgerEntry | None, reason: str
     ) -> FileOutcome:
-        """The file cannot be parsed at all: recorded, kept on the server, retried if changed."""
-        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        """The file cannot be loaded: recorded (its rows were rolled back), kept on the
+        server, retried only when it changes or on `reingest`."""
         self._confirm(remote.path, snap)
         self.log.error(f"{remote.path}: cannot be loaded: {reason}")
         failed = LedgerEntry(
@@ -458,6 +500,67 @@ class FileWorker:
             return False
         entry.status = store.DELETED
         return True
+
+
+# --- whose fault ------------------------------------------------------------------------
+
+# SQLSTATE classes about the server or the session, never about a file's bytes: connection
+# (08), authorisation (28), database (3D), transaction rollback (40: deadlock, serialisation),
+# resources (53: disk full, out of memory), object state (55: lock not available), operator
+# intervention (57: shutdown, cancel, timeout), system (58), internal (XX) and others' errors.
+_SERVER_SQLSTATE_CLASSES = frozenset({"08", "28", "3D", "40", "53", "55", "57", "58", "F0",
+                                      "HV", "P0", "XX"})  # fmt: skip
+# ... and single codes of other classes: no privilege, table or schema gone, read-only server.
+_SERVER_SQLSTATES = frozenset({"42501", "42P01", "3F000", "25006"})
+# Never a file's fault: the servers, the local machine, or the run's own control flow.
+_NOT_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    SourceUnavailableError,
+    LocalWriteError,
+    ftplib.Error,
+    ConnectionError,
+    TimeoutError,
+    MemoryError,
+    RunStoppedError,
+    NeedsSchemaChangeError,
+    FileChangedError,
+    _NotConfirmedError,
+)
+
+
+def is_file_fault(exc: BaseException, conn: psycopg.Connection) -> bool:
+    """Whether an exception raised while a file's bytes were processed is that file's fault.
+
+    Yes by default (a parser bug met by odd bytes included): the file is marked failed and
+    the run goes on. No when the PostgreSQL connection is broken, for PostgreSQL errors about
+    the server or session (`_SERVER_SQLSTATE*`), for FTP and connection errors, an OSError
+    carrying an errno (the disk or the network: a broken gzip's OSError has none), memory,
+    and the run's own control flow: those stop the run and no file is marked.
+    """
+    if not isinstance(exc, Exception) or isinstance(exc, _NOT_FILE_ERRORS):
+        return False
+    if conn.closed or conn.broken:
+        return False
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate
+        if state is None:  # raised by the client library: a lost connection, or ours
+            return not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        return state[:2] not in _SERVER_SQLSTATE_CLASSES and state not in _SERVER_SQLSTATES
+    return not (isinstance(exc, OSError) and exc.errno is not None)
+
+
+MAX_ERROR_CHARS = 2000
+
+
+def describe_fault(exc: BaseException) -> str:
+    """The ledger's error text: type and message (PostgreSQL's first line), no stack; safe to
+    store (no NUL, no lone surrogate)."""
+    message = str(exc)
+    if isinstance(exc, psycopg.Error):
+        message = message.splitlines()[0] if message else ""
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_ERROR_CHARS]
 
 
 def tail_due(entry: LedgerEntry, final_line_seconds: float) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from sync_assets.core.pg import MAX_IDENTIFIER_BYTES, short_hash, with_suffix
+from sync_assets.core.settings import ConfigError
 from sync_assets.ftp.config import SourceConfig
 
 SAMPLE_BYTES = 64 * 1024
@@ -62,8 +63,8 @@ def detect_encoding(sample: bytes, configured: str | None) -> str:
     if configured:
         try:
             return codecs.lookup(configured).name
-        except LookupError:
-            raise UnparsableFileError(f"unknown encoding {configured!r}") from None
+        except LookupError:  # the configuration's fault, not a file's: the run stops
+            raise ConfigError(f"unknown encoding {configured!r} (option `encoding`)") from None
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     cut = sample.rfind(b"\n")
@@ -140,7 +141,7 @@ def detect_format(
     if name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) and not delimiter:
         delimiter = "\t"
     delimiter = delimiter or _detect_delimiter(lines) or ","
-    rows = [split_fields(ln, delimiter) for ln in lines[1 if source.header else 0 :]]
+    rows = [_sample_fields(ln, delimiter) for ln in lines[1 if source.header else 0 :]]
     decimal = source.decimal or _detect_decimal(rows, delimiter)
     return FileFormat("csv", encoding, delimiter, decimal, compressed=compressed)
 
@@ -158,11 +159,24 @@ def split_fields(line: str, delimiter: str) -> list[str]:
     return next(csv.reader([line], delimiter=delimiter, strict=True), [])
 
 
+def _sample_fields(line: str, delimiter: str) -> list[str]:
+    """Fields of a sampled line for detection; a line with bad quoting (a reject later, or
+    one half of a quoted line break) must not stop detection."""
+    try:
+        return split_fields(line, delimiter)
+    except csv.Error:
+        return line.split(delimiter)
+
+
 def header_columns(line: str, delimiter: str) -> tuple[str, ...]:
     """Column names from a header line: trimmed, unique, non-empty, never a provenance name."""
+    try:
+        fields = split_fields(line, delimiter)
+    except csv.Error as exc:
+        raise UnparsableFileError(f"the header line has malformed quoting: {exc}") from None
     names: list[str] = []
     seen: set[str] = set()
-    for index, raw in enumerate(split_fields(line, delimiter), 1):
+    for index, raw in enumerate(fields, 1):
         names.append(_unique(clean_column_name(raw, index), seen))
     return tuple(names)
 

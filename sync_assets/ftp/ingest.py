@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import psycopg
 
 from sync_assets.core.locks import advisory_lock
+from sync_assets.core.secrets import redact
 from sync_assets.ftp import store
 from sync_assets.ftp.client import FTPClient, RetryPolicy
 from sync_assets.ftp.config import SourceConfig
@@ -120,8 +121,9 @@ class _Run:
         workers = max(1, min(self.source.parallel_files, len(to_load)))
         ctx = RunContext(
             self.source, self.report, self.log, self.delete_after, self.ledger, looks,
-            SchemaGate(parallel=workers > 1),
+            SchemaGate(parallel=workers > 1), redact=self._redact,
         )  # fmt: skip
+        failed_before = {p for p, e in self.ledger.items() if e.status == store.FAILED}
         pool = _Pool(self, ctx, to_load, workers, first_alone=self._fresh_table())
         try:
             outcomes = pool.run(lambda: self._second_look(looks))
@@ -130,12 +132,29 @@ class _Run:
         committed = sum(o.rows_loaded for o in outcomes if o.status in ("loaded", "rejected"))
         self.report.table_rows = None if before is None else before + committed
         self.report.files = outcomes
+        self._note_failures(files, outcomes, failed_before)
         deleted = [o.path for o in outcomes if o.deleted]
         main = FileWorker(ctx, self.conn, self.client)
         deleted += [r.path for r in to_delete if main.delete(r.path)]
         self.report.deleted = deleted
         if ctx.newest:
             self.report.newest_record = max(ctx.newest)
+
+    def _redact(self, text: str) -> str:
+        return redact(self.ftp_resource.redact(text), [self.postgres.password])
+
+    def _note_failures(
+        self, files: list[RemoteFile], outcomes: list[FileOutcome], failed_before: set[str]
+    ) -> None:
+        """Which files failed for the first time (an alert per file keys on these), and
+        every listed file whose ledger status is `failed` now (this run's or earlier)."""
+        self.report.newly_failed = [
+            o.path for o in outcomes if o.status == "failed" and o.path not in failed_before
+        ]
+        for remote in files:
+            entry = self.ledger.get(remote.path)
+            if entry is not None and entry.status == store.FAILED:
+                self.report.failed_files[remote.path] = entry.error or ""
 
     def _fresh_table(self) -> bool:
         """No data column yet: the first file will define them (and lock the table for it)."""
@@ -236,6 +255,16 @@ class _RowCounter:
         return self.rows
 
 
+def _file_line(index: int, total: int, outcome: FileOutcome) -> str:
+    """One info line per file: `file 3 of 12: /x/a.csv: loaded, 500 rows (2 rejected), 41 kB`."""
+    rejected = f" ({outcome.rows_rejected} rejected)" if outcome.rows_rejected else ""
+    size = f", {outcome.bytes_read / 1000:,.0f} kB" if outcome.bytes_read else ""
+    return (
+        f"file {index + 1} of {total}: {outcome.path}: {outcome.status},"
+        f" {outcome.rows_loaded} rows{rejected}{size}"
+    )
+
+
 class _Pool:
     """`size` worker threads, each with its own PostgreSQL connection and FTP session, taking
     the files in listing order. A worker that fails stops the others after their current
@@ -319,7 +348,9 @@ class _Pool:
                     index, remote = item
                     try:
                         alone = index == 0 and self.first_alone
-                        self.outcomes[index] = worker.process(index, remote, exclusive=alone)
+                        outcome = worker.process(index, remote, exclusive=alone)
+                        self.outcomes[index] = outcome
+                        self.owner.log.info(_file_line(index, len(self.files), outcome))
                     finally:
                         self._finished(index)
         except BaseException as exc:

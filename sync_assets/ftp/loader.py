@@ -406,7 +406,10 @@ class _FastCopy:
         fmt = loader.fmt
         self.delimiter = fmt.delimiter.encode("ascii")
         self.width = len(fmt.columns)
-        self.null_bytes = frozenset(v.encode(fmt.encoding) for v in loader.nulls if v)
+        # The sentinels as bytes of the file's encoding ("utf-8-sig" would prefix a BOM to
+        # each, and no field would ever match: NaN loaded as NaN on this path only).
+        encoding = "utf-8" if fmt.encoding == "utf-8-sig" else fmt.encoding
+        self.null_bytes = frozenset(v.encode(encoding) for v in loader.nulls if v)
         # Cheap pre-filter of the fields that may be a sentinel: their length and first byte.
         np = _numpy()
         self.null_longest = max(map(len, self.null_bytes), default=0)
@@ -421,6 +424,14 @@ class _FastCopy:
             self.double_indexes = []
         self.double_mask = np.zeros(self.width, dtype=bool)
         self.double_mask[self.double_indexes] = True
+        # PostgreSQL reads a few forms the line path refuses (`now`, `epoch`, `Infinity`,
+        # month or zone names): fields of the double and timestamp columns must start (a
+        # timestamp) and end (both) like a value the line path reads, else the chunk goes
+        # line by line, so that both paths load the same rows (fuzz-tested).
+        types = [loader.columns.get(column) for column in fmt.columns]
+        self.time_indexes = [i for i, t in enumerate(types) if t and t.startswith("timestamp")]
+        doubles = [i for i, t in enumerate(types) if t == "double precision"]
+        self.checked_indexes = [*self.time_indexes, *doubles]
         # Each line is its number, the delimiter and the rewritten line (`%` escaped).
         self.line_format = b"%d" + self.delimiter.replace(b"%", b"%%") + b"%b\n"
         ident_ = loader.identity
@@ -547,11 +558,26 @@ class _FastCopy:
             return None
         if self._has_null_sentinel(data, codes, starts, stops):
             return self._rewrite_lines(data.split(b"\n")[:-1])
+        if self._postgres_only_forms(codes, starts.reshape(count, -1), stops.reshape(count, -1)):
+            return None
         if self.double_indexes:
             data = self._points(data, codes, stops)
         lines = data.split(b"\n")
         lines.pop()  # the empty string after the last newline
         return lines
+
+    def _postgres_only_forms(self, codes: Any, starts: Any, stops: Any) -> bool:
+        """Whether a non-empty field of a timestamp column does not start with a digit, or
+        one of a timestamp or double column does not end like a value (one gather per
+        column, no work per field in Python). `starts`/`stops`: one row per line."""
+        for index in self.checked_indexes:
+            first, end = starts[:, index], stops[:, index]
+            filled = end > first
+            if not _VALUE_END[codes[end[filled] - 1]].all():
+                return True
+            if index in self.time_indexes and not _DIGIT[codes[first[filled]]].all():
+                return True
+        return False
 
     def _has_null_sentinel(self, data: bytes, codes: Any, starts: Any, stops: Any) -> bool:
         """Whether some field is exactly a NULL sentinel (other than the empty string, which
@@ -597,6 +623,8 @@ class _FastCopy:
                 fields[index] = fields[index].replace(b",", b".")
             if not nulls.isdisjoint(fields):
                 fields = [b"" if f in nulls else f for f in fields]
+            if any(_postgres_only(fields[i], i in self.time_indexes) for i in self.checked_indexes):
+                return None  # see _postgres_only_forms
             out.append(delim.join(fields))
         return out
 
@@ -625,14 +653,28 @@ def _line_heads(delimiter: bytes, end: int) -> list[bytes] | None:
 
 COMMA = ord(",")
 _np: Any = None
+_DIGITS = b"0123456789"
+_VALUE_ENDS = _DIGITS + b". Zz"  # 5, 5., a trailing space, 2026-11-28T10:00Z
+_DIGIT: Any = None
+_VALUE_END: Any = None
+
+
+def _postgres_only(field: bytes, timestamp: bool) -> bool:
+    """The per-line form of _FastCopy._postgres_only_forms for one field."""
+    if not field:
+        return False
+    return field[-1] not in _VALUE_ENDS or (timestamp and field[0] not in _DIGITS)
 
 
 def _numpy() -> Any:
     """numpy, imported on first use (a pandas dependency; not needed to load definitions)."""
-    global _np
+    global _np, _DIGIT, _VALUE_END
     if _np is None:
         import numpy
 
+        _DIGIT, _VALUE_END = numpy.zeros(256, dtype=bool), numpy.zeros(256, dtype=bool)
+        _DIGIT[list(_DIGITS)] = True
+        _VALUE_END[list(_VALUE_ENDS)] = True
         _np = numpy
     return _np
 

@@ -40,6 +40,10 @@ class IngestReport:
     # Rows in the whole table after the run: the rows before its first commit (counted while
     # it worked) plus the rows it committed; None if that count was not possible in time.
     table_rows: int | None = None
+    # Files that became `failed` in this run (were not failed before: an alert per file keys
+    # on these, once), and every listed file that is `failed` in the ledger now (path: error).
+    newly_failed: list[str] = field(default_factory=list)
+    failed_files: dict[str, str] = field(default_factory=dict)
 
     def _count(self, *statuses: str) -> int:
         return sum(1 for f in self.files if f.status in statuses)
@@ -51,6 +55,11 @@ class IngestReport:
     @property
     def files_skipped(self) -> int:
         return self._count("unstable", "too_young", "unreadable", "vanished")
+
+    @property
+    def files_waiting(self) -> int:
+        """The backlog: files left for a later run (growing, too young, unreadable now)."""
+        return self._count("unstable", "too_young", "unreadable")
 
     @property
     def files_failed(self) -> int:

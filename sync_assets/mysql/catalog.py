@@ -76,6 +76,7 @@ class SourceTable:
     primary_key: list[str] = field(default_factory=list)
     unique_keys: list[list[str]] = field(default_factory=list)
     skipped_keys: list[str] = field(default_factory=list)  # prefix indexes PG cannot express
+    row_estimate: int | None = None  # information_schema's TABLE_ROWS (InnoDB: approximate)
 
 
 def _text(value: object) -> str:
@@ -107,7 +108,7 @@ def _json_columns(cur: pymysql.cursors.Cursor, database: str, table: str) -> set
 def read_source_table(conn: pymysql.Connection, database: str, table: str) -> SourceTable:
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT TABLE_TYPE FROM information_schema.TABLES"
+            "SELECT TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES"
             " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
             (database, table),
         )
@@ -116,6 +117,7 @@ def read_source_table(conn: pymysql.Connection, database: str, table: str) -> So
             raise TableNotFoundError(
                 f"{table!r} is not a base table of MySQL database {database!r}"
             )
+        row_estimate = int(row[1]) if row[1] is not None else None
         json_columns = _json_columns(cur, database, table)
         cur.execute(_COLUMNS_SQL, (database, table))
         columns = [
@@ -150,7 +152,7 @@ def read_source_table(conn: pymysql.Connection, database: str, table: str) -> So
             keys.setdefault(_text(index_name), []).append(_text(column_name))
             if sub_part is not None:
                 prefixed.add(_text(index_name))
-    result = SourceTable(table, columns)
+    result = SourceTable(table, columns, row_estimate=row_estimate)
     for index_name, cols in keys.items():
         if index_name in prefixed:
             result.skipped_keys.append(index_name)

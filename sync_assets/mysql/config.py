@@ -66,14 +66,39 @@ def table_options(name: str, section: dict[str, Any] | None = None) -> TableOpti
     """Options for MySQL table `name`: built-in defaults ← `defaults` ← `tables.<name>`."""
     section = project_config.section("mysql") if section is None else section
     values = _options_from(section.get("defaults") or {}, "mysql.defaults")
-    tables = section.get("tables") or {}
-    if not isinstance(tables, dict):
-        raise ConfigError("mysql.tables must be a mapping of table name → options")
-    values.update(_options_from(tables.get(name) or {}, f"mysql.tables.{name}"))
+    tables = _tables_section(section)
+    key = next((k for k in tables if k.lower() == name.lower()), name)
+    values.update(_options_from(tables.get(key) or {}, f"mysql.tables.{key}"))
     try:
         return TableOptions(name=name, **values).validate()
     except TypeError as exc:
         raise ConfigError(f"mysql.tables.{name}: {exc}") from None
+
+
+def _tables_section(section: dict[str, Any]) -> dict[str, Any]:
+    tables = section.get("tables") or {}
+    if not isinstance(tables, dict):
+        raise ConfigError("mysql.tables must be a mapping of table name → options")
+    return tables
+
+
+def check_table_keys(section: dict[str, Any], tables: list[str]) -> None:
+    """Each `mysql.tables` key names one synced table, compared without regard to case
+    (MySQL on Windows or macOS reports `Orders` for `orders`); every mismatch is listed."""
+    known = {t.lower(): t for t in tables}
+    errors: list[str] = []
+    seen: dict[str, str] = {}
+    for key in map(str, _tables_section(section)):
+        other = seen.setdefault(key.lower(), key)
+        if other != key:
+            errors.append(f"mysql.tables.{key}: same table as mysql.tables.{other}")
+        elif key.lower() not in known:
+            errors.append(
+                f"mysql.tables.{key}: no such table among the synced ones"
+                f" ({', '.join(sorted(tables)) or 'none'}; see MYSQL_TABLES or refresh-mysql)"
+            )
+    if errors:
+        raise ConfigError("; ".join(errors))
 
 
 def target_schema() -> str:

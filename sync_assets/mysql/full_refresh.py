@@ -52,7 +52,7 @@ def full_refresh(
     copy_stmt = copy_statement(staging, [m.target for m in plan.mappings], freeze=True)
     select = f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql}"
     try:
-        stats = copy_rows(job, my, pg, select, (), copy_stmt)
+        stats = copy_rows(job, my, pg, select, (), copy_stmt, expected_rows=job.source.row_estimate)
     except psycopg.errors.InvalidTextRepresentation:
         if plan.guessed:  # most likely a guessed boolean; if not, the next attempt says so
             raise BooleanGuessError from None

@@ -18,6 +18,7 @@ import pymysql
 from psycopg import sql
 
 from sync_assets.core.pg import derived_name, ident, short_hash
+from sync_assets.core.progress import Progress
 from sync_assets.mysql import config
 from sync_assets.mysql.catalog import SourceTable
 from sync_assets.mysql.naming import mq
@@ -77,11 +78,21 @@ def copy_rows(
     select_sql: str,
     params: tuple[Any, ...],
     copy_stmt: sql.Composable,
+    expected_rows: int | None = None,
 ) -> StreamStats:
-    """Stream `select_sql` into `copy_stmt`, counting rows, adjusted values and bytes."""
+    """Stream `select_sql` into `copy_stmt`, counting rows, adjusted values and bytes; progress
+    (rows, rows/s, time left against `expected_rows`) is logged every few seconds."""
+    progress = Progress(job.log, f"{job.target}: copy", expected_rows)
     with job.report.timed("copy"), pg.cursor() as cur:
         stats = copy_query(
-            my, select_sql, params, cur, copy_stmt, job.options.batch_rows, job.options.fast_reader
+            my,
+            select_sql,
+            params,
+            cur,
+            copy_stmt,
+            job.options.batch_rows,
+            job.options.fast_reader,
+            progress.update,
         )
     job.report.rows_read += stats.rows
     job.report.adjusted_values += stats.adjusted

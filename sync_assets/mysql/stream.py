@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -140,12 +140,16 @@ def copy_query(
     copy_sql: Any,
     batch_rows: int,
     fast: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> StreamStats:
-    """Stream the rows of `select_sql` (one COPY line each) into `copy_sql`."""
+    """Stream the rows of `select_sql` (one COPY line each) into `copy_sql`; `progress` gets
+    the rows read so far after each chunk written."""
     stats = StreamStats()
     cur = mysql_conn.cursor()
     cur.execute(select_sql, params or None)
     with pg_cur.copy(copy_sql) as copy:
         for chunk in pipelined(read_chunks(cur, batch_rows, stats, fast)):
             copy.write(chunk)
+            if progress is not None:
+                progress(stats.rows)
     return stats

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import ftplib
+import logging
 import os
 from collections.abc import Callable
 
 from sync_assets.core.settings import ConfigError
+from sync_assets.ftp.client import open_session
 from sync_assets.orchestration.schedules import default_schedule_status, schedule_timezone
 from sync_assets.resources import (
     FTPResource,
@@ -52,16 +54,19 @@ def check_mysql() -> str:
 
 def check_ftp() -> str:
     resource = resource_from_env(FTPResource)
-    ftp = (ftplib.FTP_TLS if resource.use_tls else ftplib.FTP)(timeout=resource.timeout)
     try:
-        ftp.connect(resource.host_name, resource.port_number)
-        ftp.login(resource.login_user, resource.password or "")
+        ftp = open_session(resource, logging.getLogger(__name__))
+    except ftplib.all_errors as exc:
+        raise SourceUnavailableError(
+            f"cannot use FTP {resource.describe()}: {resource.redact(str(exc))}"
+            " (check FTP_HOST/FTP_PORT/FTP_USER/FTP_PASS/FTP_TLS)"
+        ) from None
+    try:
         ftp.cwd(resource.directory)
         ftp.quit()
     except ftplib.all_errors as exc:
         raise SourceUnavailableError(
-            f"cannot use FTP {resource.describe()}: {resource.redact(str(exc))}"
-            " (check FTP_HOST/FTP_PORT/FTP_USER/FTP_PASS/FTP_DIR)"
+            f"cannot use FTP {resource.describe()}: {resource.redact(str(exc))} (check FTP_DIR)"
         ) from None
     finally:
         ftp.close()

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from sync_assets.orchestration.alerts import ALERT_SENSORS
 from sync_assets.orchestration.jobs import FTP_GROUP, MYSQL_GROUP, ftp_logs_job, mysql_sync_job
 from sync_assets.orchestration.run_log import RUN_LOG_SENSORS
 from sync_assets.orchestration.schedules import build_schedules
@@ -25,7 +26,7 @@ def build_orchestration_defs() -> dg.Definitions:
     return dg.Definitions(
         jobs=[ftp_logs_job, mysql_sync_job],
         schedules=build_schedules(),
-        sensors=RUN_LOG_SENSORS,
+        sensors=[*RUN_LOG_SENSORS, *ALERT_SENSORS],
     )
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from sync_assets.core.errors import STEP_RETRIES
 from sync_assets.core.names import FTP_GROUP, MYSQL_GROUP
+from sync_assets.orchestration.executor import build_executor
 
 FTP_JOB_NAME = "ftp_logs_job"
 MYSQL_JOB_NAME = "mysql_sync_job"
@@ -17,11 +19,11 @@ MYSQL_JOB_NAME = "mysql_sync_job"
 # while the two jobs never wait for each other.
 JOB_TAG = "sync_assets/job"
 
-# Transient failures (a dropped connection, a busy FTP server) are retried in the same run
-# with growing pauses: 15 s, 30 s, 60 s (+ jitter so the two jobs don't retry in lockstep).
-ASSET_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
+# Transient failures (a dropped connection, a busy FTP server) are retried in the same run;
+# the asset boundary (core/errors.py) sleeps 15 s, 30 s, 60 s in the step before each retry
+# and fails permanent causes at once. No delay here: a RetryPolicy delay is waited out by the
+# executor's loop, which spins a core for the whole pause.
+ASSET_RETRY_POLICY = dg.RetryPolicy(max_retries=STEP_RETRIES)
 
 
 # The run's own console logger prints every event at DEBUG to the code server's stdout; the
@@ -38,6 +40,8 @@ def _job(name: str, group: str, description: str) -> dg.UnresolvedAssetJobDefini
         op_retry_policy=ASSET_RETRY_POLICY,
         tags={JOB_TAG: name},
         config=QUIET_CONSOLE,
+        # SYNC_EXECUTOR=celery: each table/source step goes to any `sync-assets worker`.
+        executor_def=build_executor(),
     )
 
 

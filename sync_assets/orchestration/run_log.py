@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from sync_assets.core.secrets import redact
+from sync_assets.core.secrets import environment_secrets, redact
 
 SECRET_ENV_NAMES = ("POSTGRES_PASSWORD", "MYSQL_PASSWORD", "FTP_PASS")
 ROW_COUNT_KEY = "dagster/row_count"
@@ -32,9 +32,8 @@ class RunFigures:
 
 
 def redact_secrets(text: str) -> str:
-    """`text` with the value of every password variable masked."""
-    secrets = [os.environ[name] for name in SECRET_ENV_NAMES if os.environ.get(name)]
-    return redact(text, secrets)
+    """`text` with the value of every password variable (or its `*_FILE`) masked."""
+    return redact(text, environment_secrets(SECRET_ENV_NAMES, os.environ))
 
 
 def run_figures(instance: dg.DagsterInstance, run_id: str) -> RunFigures:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sync_assets.resources import FTPResource, MySQLResource, PostgresResource
+from sync_assets.resources import SECURITY_VARIABLES, FTPResource, MySQLResource, PostgresResource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGSTER_SERVICES = ("code-server", "webserver", "daemon")
@@ -18,7 +18,7 @@ OLD_VARIABLES = {
     *PostgresResource.env_names.values(),
     *MySQLResource.env_names.values(),
     *(v for v in FTPResource.env_names.values() if v not in {"FTP_TIMEOUT", "FTP_ENCODING"}),
-}
+} - SECURITY_VARIABLES
 
 
 def _compose_config(*profile: str) -> dict:
@@ -40,6 +40,7 @@ def test_dagster_services_take_the_old_variables_and_storage_db() -> None:
         missing = (OLD_VARIABLES | {"DAGSTER_PG_DB", "SCHEDULE_TIMEZONE"}) - set(env)
         assert not missing, f"{name} lacks {sorted(missing)}"
     assert [p["target"] for p in services["webserver"]["ports"]] == [3000]
+    assert [p["host_ip"] for p in services["webserver"]["ports"]] == ["127.0.0.1"]  # no login
     assert "legacy-mysql" not in services and "demo-ftp" not in services  # demo profile only
 
 

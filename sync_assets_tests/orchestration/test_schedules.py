@@ -6,6 +6,7 @@ import uuid
 import dagster as dg
 import pytest
 
+from sync_assets.core.errors import STEP_RETRIES
 from sync_assets.core.settings import ConfigError
 from sync_assets.orchestration import run_log, schedules
 from sync_assets.orchestration.definitions import build_orchestration_defs, with_freshness
@@ -60,8 +61,9 @@ def test_jobs_select_their_group_only_with_retry_policy_and_tag() -> None:
     assert ftp_job.asset_layer.executable_asset_keys == {dg.AssetKey(["logs", "press"])}
     assert mysql_job.tags[JOB_TAG] == "mysql_sync_job"
     policy = mysql_job.op_retry_policy
-    assert policy is not None and policy.max_retries >= 1
-    assert policy.backoff == dg.Backoff.EXPONENTIAL
+    assert policy is not None and policy.max_retries == STEP_RETRIES
+    # the pause between retries is slept in the step (core/errors.py), not by the executor
+    assert policy.delay is None
 
 
 def test_timezone_and_start_stopped_come_from_the_environment(monkeypatch) -> None:
