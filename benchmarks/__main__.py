@@ -11,7 +11,7 @@ from benchmarks.profile import find_py_spy
 from benchmarks.servers import BenchServers
 from benchmarks.suite import RESULTS_DIR, Options, Suite, log
 
-PARTS = ("floors", "full", "incremental", "ftp")
+PARTS = ("floors", "full", "incremental", "peers", "deletes", "ftp")
 
 
 def _size(text: str) -> int:
@@ -72,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("checks:\n" + report.checks_text())
     print("targets (issue 6, this run's medians):\n" + report.targets_text())
     print("".join(f"  [floor] {line}\n" for line in report.floor_context()), end="")
+    print("".join(f"  [peer] {line}\n" for line in report.peer_lines()), end="")
     path = report.write_json(opts.results_dir)
     log(f"results written to {path}")
     if not report.ok:

@@ -20,8 +20,10 @@ import psycopg
 
 from benchmarks import dataset, verify
 from benchmarks.corpus import Corpus, CorpusSpec, build_corpus, corpus_check
+from benchmarks.deletes import METHODS, DeleteBench, as_measurement, timed_full_load
 from benchmarks.floors import FLOOR_SCHEMA, FTP_FLOOR_TABLE, FloorRunner
 from benchmarks.measure import Measurement
+from benchmarks.peers import PGLOADER_SCHEMA, SLING_SCHEMA, PeerRunner, find_pgloader, find_sling
 from benchmarks.profile import summarise
 from benchmarks.project import (
     FTP_ASSET,
@@ -52,7 +54,7 @@ class Options:
     repeats: int
     ftp_repeats: int
     mysql_db: str
-    parts: frozenset[str]  # of: floors, full, incremental, ftp
+    parts: frozenset[str]  # of: floors, full, incremental, peers, deletes, ftp
     results_dir: Path = RESULTS_DIR
     keep: bool = False
     py_spy: str | None = None  # set: one extra sync per kind runs under py-spy
@@ -71,6 +73,9 @@ class Suite:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.project = ProjectRunner(servers, opts.mysql_db, self.work_dir)
         self.pg_dbs: list[str] = []
+        self.peer_dbs: list[str] = []  # the peers' databases (kept across our full syncs)
+        self.peers: PeerRunner | None = None
+        self.sling_db = ""
         self.table_bytes = 0
         self.current_corpus: Corpus | None = None
 
@@ -185,6 +190,7 @@ class Suite:
 
         self.repeat(row, one)
         self.compare_table("full sync", last_db)
+        self.peer_full_syncs()
         if self.opts.py_spy:
             profile_db = self.new_pg_db("profile")
             self.profile("full_sync", profile_db, MYSQL_ASSET)
@@ -204,6 +210,10 @@ class Suite:
                                   0, 0, floor="full_sync"))  # fmt: skip
         floor = self.report.add(Row("incremental_floor",
                                     "floor: changed rows, mysql | psql upsert", 0, 0))  # fmt: skip
+        sling_row = None
+        if self.sling_db:
+            sling_row = self.report.add(Row("sling_incremental", "peer: Sling incremental, 1%",
+                                            0, 0, floor="incremental"))  # fmt: skip
         for i in range(self.opts.repeats):
             since, changed_rows = self.change_one_percent(i + 1)
             measures: dict[str, tuple[Row, Callable[[], Measurement]]] = {
@@ -211,14 +221,20 @@ class Suite:
                 "sync": (row, lambda: self.checked_sync(
                     self.project.materialize(pg_db, MYSQL_ASSET), "incremental sync")),
             }  # fmt: skip
-            for what in ("floor", "sync") if i % 2 == 0 else ("sync", "floor"):
+            if sling_row is not None and self.peers is not None:
+                measures["sling"] = (sling_row, lambda: self.peers.sling_run(self.sling_db, True))
+            order = list(measures) if i % 2 == 0 else list(reversed(measures))
+            for what in order:
                 target, action = measures[what]
                 self.checkpoint()
                 target.samples.append(action())
                 log(f"{target.label}: {target.samples[-1].wall:.2f}s (round {i + 1})")
-            for r in (row, floor):
-                r.rows, r.data_bytes = changed_rows, int(changed_rows * per_row)
+            for r in (row, floor, sling_row):
+                if r is not None:
+                    r.rows, r.data_bytes = changed_rows, int(changed_rows * per_row)
         self.compare_table("incremental floor (1%)", floor_db, FLOOR_SCHEMA)
+        if self.sling_db:
+            self.compare_table("peer: Sling incremental (1%)", self.sling_db, SLING_SCHEMA)
         if self.opts.py_spy:
             with self.servers.mysql_connect() as conn:
                 dataset.change_one_percent(conn, self.opts.mysql_db, self.opts.repeats + 1)
@@ -228,6 +244,11 @@ class Suite:
                                    0, 0, floor="full_sync"))  # fmt: skip
         self.repeat(idle, lambda _: self.checked_sync(
             self.project.materialize(pg_db, MYSQL_ASSET), "no-change sync"))  # fmt: skip
+        if self.sling_db and self.peers is not None:
+            peers, sling_db = self.peers, self.sling_db
+            idle_sling = self.report.add(Row("sling_no_change", "peer: Sling, no change", 0, 0,
+                                             floor="no_change"))  # fmt: skip
+            self.repeat(idle_sling, lambda _: peers.sling_run(sling_db, True))
         cli = self.report.add(Row("cli_no_change", "dagster asset materialize CLI, no change",
                                   0, 0, floor="no_change"))  # fmt: skip
         cli.samples.append(self.checked_sync(self.project.cli_materialize(pg_db, MYSQL_ASSET),
@@ -303,10 +324,68 @@ class Suite:
         self.report.check(name, check.ok, check.describe())
         log(f"check {name}: {'ok' if check.ok else 'FAIL'} ({check.describe()})")
 
+    # --- peers (benchmarks/peers.py) --------------------------------------------------------
+
+    def new_peer_db(self, label: str) -> str:
+        name = self.servers.create_pg_database(label)
+        self.peer_dbs.append(name)
+        return name
+
+    def peer_full_syncs(self) -> None:
+        """Sling's and pgloader's full loads of the same table, each into a fresh database,
+        checked like ours; Sling's last copy is where its incremental rounds run."""
+        if "peers" not in self.opts.parts:
+            return
+        peers_dir = self.opts.results_dir / "peers"
+        peers = self.peers = PeerRunner(self.servers, self.opts.mysql_db, self.work_dir,
+                                        find_sling(peers_dir, log), find_pgloader(log))  # fmt: skip
+        bytes_ = self.table_bytes or self.opts.rows * 162
+        if peers.sling:
+            row = self.report.add(Row("sling_full", "peer: Sling full sync", self.opts.rows,
+                                      bytes_, floor="raw_pipe"))  # fmt: skip
+
+            def sling(_: int) -> Measurement:
+                self.sling_db = self.new_peer_db("sling")
+                return peers.sling_run(self.sling_db, incremental=False)
+
+            self.repeat(row, sling)
+            self.compare_table("peer: Sling full sync", self.sling_db, SLING_SCHEMA)
+        if peers.pgloader:
+            db = self.new_peer_db("pgloader")
+            row = self.report.add(Row("pgloader_full", "peer: pgloader full sync", self.opts.rows,
+                                      bytes_, floor="raw_pipe"))  # fmt: skip
+            self.repeat(row, lambda _: peers.pgloader_run(db))
+            self.compare_table("peer: pgloader full sync", db, PGLOADER_SCHEMA)
+
+    def drop_peer_dbs(self) -> None:
+        for name in self.peer_dbs:
+            self.servers.drop_pg_database(name)
+        self.peer_dbs = []
+
     def mysql_syncs(self) -> None:
         last_db = self.full_syncs()
         if "incremental" in self.opts.parts:
             self.incremental_syncs(last_db)
+        if "deletes" in self.opts.parts:
+            self.deletes(last_db)
+
+    def deletes(self, pg_db: str | None = None) -> None:
+        """The full key stream against the key ranges on the same change (benchmarks/deletes.py),
+        on the last full sync's table, or on one loaded here (in-process) without one."""
+        if pg_db is None:
+            pg_db = self.new_pg_db("deletes")
+            took = timed_full_load(self.servers, self.opts.mysql_db, pg_db, MYSQL_TARGET_SCHEMA)
+            log(f"deletes: table loaded in-process in {took:.1f}s")
+        bench = DeleteBench(self.servers, self.opts.mysql_db, pg_db, MYSQL_TARGET_SCHEMA, log)
+        results = bench.run(self.opts.rows, self.opts.repeats)
+        rows = {
+            "keys": self.report.add(Row("deletes_keys", METHODS["keys"], self.opts.rows, 0)),
+            "auto": self.report.add(Row("deletes_ranges", METHODS["auto"], self.opts.rows, 0,
+                                        floor="deletes_keys")),
+        }  # fmt: skip
+        for method, reports in results.items():
+            rows[method].samples.extend(as_measurement(r) for r in reports)
+        self.compare_table("after the deletes runs", pg_db)
 
     def guarded(self, name: str, part: Callable[[], None]) -> None:
         """Run one part; a missing asset fails the run's verdict but not the other parts."""
@@ -321,18 +400,21 @@ class Suite:
     def run(self) -> Report:
         parts = self.opts.parts
         try:
-            if parts & {"floors", "full", "incremental"}:
+            if parts & {"floors", "full", "incremental", "deletes"}:
                 self.generate()
             if "floors" in parts:
                 self.floors()
             if parts & {"full", "incremental"}:
                 self.guarded("mysql sync", self.mysql_syncs)
+            elif "deletes" in parts:
+                self.deletes()
             if "ftp" in parts:
                 self.guarded("ftp ingestion", self.ftp)
         finally:
             self.project.stop_ftp()
             if not self.opts.keep:
                 self.drop_pg_dbs()
+                self.drop_peer_dbs()
                 shutil.rmtree(self.work_dir, ignore_errors=True)
                 with self.servers.mysql_connect() as conn:
                     dataset.drop_table(conn, self.opts.mysql_db)

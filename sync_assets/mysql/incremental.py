@@ -20,7 +20,7 @@ import pymysql
 from psycopg import sql
 
 from sync_assets.core.pg import copy_statement, exact_row_count, ident
-from sync_assets.mysql import upsert_sql
+from sync_assets.mysql import deletes, upsert_sql
 from sync_assets.mysql.job import (
     FullRefreshNeededError,
     Job,
@@ -172,16 +172,51 @@ _SET_JOINS = (
 )
 
 
+# "auto": key ranges where the key allows (`deletes.range_key`), else every key streamed;
+# "keys": always stream (the benchmark and tests compare both methods on the same data).
+DELETE_METHOD = "auto"
+
+
 def _delete_missing(
     job: Job, pg: psycopg.Connection, my: pymysql.Connection, plan: Plan, current: int
 ) -> int:
-    """Remove rows whose primary key MySQL no longer has (streamed key comparison) from the
-    `current` rows; returns the table's row count afterwards."""
+    """Remove rows whose primary key MySQL no longer has from the `current` rows; returns the
+    table's row count afterwards."""
     mode = job.options.deletes
     if mode == "off" or (mode == "auto" and current == job.report.source_row_count):
         return current
     pk = set(job.pk_targets)
     key_mappings: list[ColumnMapping] = [m for m in plan.mappings if m.target in pk]
+    key = deletes.range_key(key_mappings) if DELETE_METHOD != "keys" else None
+    diff = None
+    if key is not None:
+        rows = max(current, job.report.source_row_count)
+        diff = deletes.find_differences(job, pg, my, key, rows)
+    if key is None or diff is None:
+        return _stream_missing(job, pg, my, key_mappings, current)
+    gone = deletes.collect_deletes(job, pg, my, key, diff)
+    row = pg.execute(sql.SQL("SELECT count(*) FROM {}").format(gone)).fetchone()
+    to_delete = int(row[0]) if row else 0
+    guard_deletes(job, current, job.report.source_row_count, to_delete)
+    if to_delete:
+        cur = pg.execute(
+            sql.SQL("DELETE FROM {} AS t USING {} AS g WHERE t.{} = g.{}").format(
+                job.target_ident, gone, ident(key.target), ident(key.target)
+            )
+        )
+        job.report.rows_deleted = cur.rowcount
+    return current - job.report.rows_deleted
+
+
+def _stream_missing(
+    job: Job,
+    pg: psycopg.Connection,
+    my: pymysql.Connection,
+    key_mappings: list[ColumnMapping],
+    current: int,
+) -> int:
+    """Every MySQL key streamed into a temporary table, then the target's rows whose key is
+    not among them deleted (any key type: PostgreSQL compares the keys as it stores them)."""
     keys = temp_table(pg, "_sync_keys", key_mappings)
     copy_stmt = copy_statement(keys, [m.target for m in key_mappings])
     select = f"SELECT {row_expression(key_mappings)} FROM {job.source_sql}"

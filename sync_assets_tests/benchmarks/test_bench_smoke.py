@@ -121,7 +121,18 @@ def test_corpus_check_matches_floor_load_and_catches_a_lost_line(
 def test_whole_suite_runs_on_tiny_sizes(
     bench_servers: BenchServers, source_db: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    args = ["--rows", str(SMOKE_ROWS), "--files", "3", "--lines", "300", "--repeats", "1"]
+    args = [
+        "--rows",
+        str(SMOKE_ROWS),
+        "--files",
+        "3",
+        "--lines",
+        "300",
+        "--repeats",
+        "1",
+        "--only",
+        "floors,full,incremental,deletes,ftp",
+    ]  # peers: test_peers_* below
     code = main(["run", *args, "--mysql-db", source_db, "--results", str(tmp_path)])
     out = capsys.readouterr().out
     results = list(tmp_path.glob("bench_*.json"))
@@ -131,10 +142,14 @@ def test_whole_suite_runs_on_tiny_sizes(
     keys = {row["key"] for row in data["rows"]}
     assert keys == {"mysql_read", "pg_copy", "raw_pipe", "full_sync", "incremental",
                     "incremental_floor", "no_change", "cli_no_change", "ftp_floor",
-                    "ftp_sync"}  # fmt: skip
+                    "ftp_sync", "deletes_keys", "deletes_ranges"}  # fmt: skip
     assert data["ok"] and all(check["ok"] for check in data["checks"].values())
     assert {"full sync", "incremental sync (1%)", "incremental floor (1%)",
-            "ftp ingestion"} <= set(data["checks"])  # fmt: skip
+            "ftp ingestion", "after the deletes runs"} <= set(data["checks"])  # fmt: skip
+    # Both delete methods removed the same 100 rows (the harness checks it after each run).
+    ranges = next(row for row in data["rows"] if row["key"] == "deletes_ranges")
+    assert [s["extra"]["rows_deleted"] for s in ranges["samples"]] == [100]
+    assert "key ranges" in " ".join(ranges["samples"][0]["extra"]["notes"])
     # The hand-made incremental upserts exactly the changed rows, and says what share it is.
     hand = next(row for row in data["rows"] if row["key"] == "incremental_floor")
     assert hand["rows"] == SMOKE_ROWS // 100 and len(hand["samples"]) == 1
@@ -148,7 +163,7 @@ def test_whole_suite_runs_on_tiny_sizes(
     # Every target of issue 6 is judged from the run's own figures (met or not at this size).
     judged = {t["target"].split(" <")[0].split(" >")[0].split(":")[0] for t in data["targets"]}
     assert judged == {"full sync", "incremental 1%", "no change", "peak RSS of a sync",
-                      "FTP ingestion"}  # fmt: skip
+                      "FTP ingestion", "deletes by key ranges"}  # fmt: skip
     assert "targets (issue 6" in out
     assert not (tmp_path / "work").exists()  # scratch space cleaned up
 

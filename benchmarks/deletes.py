@@ -1,0 +1,183 @@
+"""Deletes in proportion to the change (issue 18, target 3): the full key stream against the
+key-range method, on the same data in the same run.
+
+MariaDB loses `DELETED` rows (the first and last key among them) and `UPDATED` rows change;
+then the engine's real entry point (`sync_table`, in this process, no Dagster) syncs the
+table with each method in turn. After each run the deleted rows are put back into
+PostgreSQL and the stored watermark reset (untimed), so every run meets the same state. The
+figure compared is the engine's own `deletes` phase: finding and applying the deletes, in
+the read snapshot and the writing transaction. Both methods must delete exactly the deleted
+keys, and the table is checked value by value at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from benchmarks import dataset
+from benchmarks.measure import Measurement
+from benchmarks.servers import BenchServers
+from sync_assets.core.pg import META_SCHEMA
+from sync_assets.mysql import incremental
+from sync_assets.mysql.config import TableOptions
+from sync_assets.mysql.state import STATE_TABLE
+from sync_assets.mysql.sync import SyncReport, sync_table
+from sync_assets.resources import MySQLResource, PostgresResource
+
+DELETED = 100
+UPDATED = 300
+METHODS = {"keys": "deletes: full key stream", "auto": "deletes: key ranges"}
+TARGET = dataset.TABLE.lower()
+
+
+def resources(servers: BenchServers, mysql_db: str, pg_db: str) -> tuple[Any, Any]:
+    my, pg = servers.mysql, servers.pg
+    return (
+        MySQLResource(host=my.host, port=str(my.port), database=mysql_db, user=my.user,
+                      password=my.password),
+        PostgresResource(host=pg.host, port=str(pg.port), database=pg_db, user=pg.user,
+                         password=pg.password),
+    )  # fmt: skip
+
+
+def chosen_keys(rows: int) -> tuple[list[int], list[int]]:
+    """`DELETED` keys to delete (the first, the last, the others spread pseudo-randomly) and
+    `UPDATED` other keys to update."""
+    step = max((rows - 2) // (DELETED - 2), 1)
+    inner = {2 + i * step + (i * 7919) % step for i in range(DELETED - 2)}
+    gone = sorted({1, rows} | {k for k in inner if 1 < k < rows})
+    kept = set(gone)
+    updated = [k for k in range(5, rows, max(rows // UPDATED, 1)) if k not in kept][:UPDATED]
+    return gone, updated
+
+
+@dataclass
+class DeleteBench:
+    servers: BenchServers
+    mysql_db: str
+    pg_db: str
+    schema: str
+    log: Callable[[str], None]
+
+    def options(self) -> TableOptions:
+        return TableOptions(name=dataset.TABLE, max_delete_fraction=0.5)
+
+    def sync(self, method: str) -> SyncReport:
+        mysql, postgres = resources(self.servers, self.mysql_db, self.pg_db)
+        saved = incremental.DELETE_METHOD
+        incremental.DELETE_METHOD = method
+        try:
+            return sync_table(mysql, postgres, self.options(), target_schema=self.schema)
+        finally:
+            incremental.DELETE_METHOD = saved
+
+    def change(self, gone: list[int], updated: list[int]) -> None:
+        with self.servers.mysql_connect(self.mysql_db) as conn, conn.cursor() as cur:
+            cur.execute(
+                f"UPDATE `{dataset.TABLE}` SET `quantity` = `quantity` + 1,"
+                f" `{dataset.UPDATE_COLUMN}` = CURRENT_TIMESTAMP"
+                f" WHERE `id` IN ({', '.join(map(str, updated))})"
+            )
+            keys = ", ".join(map(str, gone))
+            cur.execute(f"DELETE FROM `{dataset.TABLE}` WHERE `id` IN ({keys})")
+
+    def save(self, conn: psycopg.Connection, gone: list[int]) -> str | None:
+        """Keep the rows about to be deleted and the watermark, to restore them after a run."""
+        conn.execute(f"DROP TABLE IF EXISTS {self.schema}._bench_gone")
+        conn.execute(
+            f"CREATE TABLE {self.schema}._bench_gone AS SELECT * FROM {self.schema}.{TARGET}"
+            " WHERE id = ANY(%s)",
+            (gone,),
+        )
+        return self.watermark(conn)
+
+    def watermark(self, conn: psycopg.Connection) -> str | None:
+        row = conn.execute(
+            f"SELECT watermark FROM {META_SCHEMA}.{STATE_TABLE}"
+            " WHERE target_schema = %s AND target_table = %s",
+            (self.schema, TARGET),
+        ).fetchone()
+        return row[0] if row else None
+
+    def restore(self, conn: psycopg.Connection, watermark: str | None) -> None:
+        with conn.transaction():
+            conn.execute(
+                f"INSERT INTO {self.schema}.{TARGET} SELECT * FROM {self.schema}._bench_gone"
+                " ON CONFLICT DO NOTHING"
+            )
+            conn.execute(
+                f"UPDATE {META_SCHEMA}.{STATE_TABLE} SET watermark = %s"
+                " WHERE target_schema = %s AND target_table = %s",
+                (watermark, self.schema, TARGET),
+            )
+
+    def left(self, conn: psycopg.Connection, gone: list[int]) -> int:
+        row = conn.execute(
+            f"SELECT count(*) FROM {self.schema}.{TARGET} WHERE id = ANY(%s)", (gone,)
+        ).fetchone()
+        return int(row[0]) if row else -1
+
+    def run(self, rows: int, repeats: int) -> dict[str, list[SyncReport]]:
+        """Change MariaDB, then sync with each method `repeats` times (alternating order)."""
+        gone, updated = chosen_keys(rows)
+        results: dict[str, list[SyncReport]] = {m: [] for m in METHODS}
+        with self.servers.pg_connect(self.pg_db) as conn:
+            watermark = self.save(conn, gone)
+            self.change(gone, updated)
+            for i in range(repeats):
+                order = list(METHODS) if i % 2 == 0 else list(reversed(METHODS))
+                for method in order:
+                    conn.execute("CHECKPOINT")
+                    report = self.sync(method)
+                    results[method].append(report)
+                    self.log(
+                        f"{METHODS[method]}: deletes phase {report.phase_seconds.get('deletes')}s,"
+                        f" {report.rows_deleted} deleted (round {i + 1})"
+                    )
+                    if self.left(conn, gone) != 0 or report.rows_deleted != len(gone):
+                        raise RuntimeError(f"{method}: deleted {report.rows_deleted} rows")
+                    if not (i == repeats - 1 and method == order[-1]):
+                        self.restore(conn, watermark)
+            conn.execute(f"DROP TABLE {self.schema}._bench_gone")
+        return results
+
+
+def as_measurement(report: SyncReport) -> Measurement:
+    """The deletes phase as a measurement (wall only: it runs inside the engine's process)."""
+    phases = report.phase_seconds
+    return Measurement(
+        wall=phases.get("deletes", float("nan")),
+        cpu=float("nan"),
+        peak_rss=0,
+        server_cpu=float("nan"),
+        first_row=None,
+        returncode=0,
+        load_before=_load(),
+        extra={
+            "sync_seconds": report.duration_seconds,
+            "source_count_seconds": phases.get("source_count"),
+            "ranges_mysql_seconds": phases.get("delete_ranges_mysql"),
+            "ranges_pg_seconds": phases.get("delete_ranges_pg"),
+            "rows_deleted": report.rows_deleted,
+            "rows_updated": report.rows_updated,
+            "notes": report.notes,
+        },
+    )
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def timed_full_load(servers: BenchServers, mysql_db: str, pg_db: str, schema: str) -> float:
+    """A first load in-process (when the run measured no full sync to start from)."""
+    mysql, postgres = resources(servers, mysql_db, pg_db)
+    started = time.monotonic()
+    sync_table(mysql, postgres, TableOptions(name=dataset.TABLE), target_schema=schema)
+    return time.monotonic() - started
