@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import dagster as dg
 import psycopg
@@ -105,6 +106,29 @@ class _SecretAwareResource(dg.ConfigurableResource):
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"password"})
     env_names: ClassVar[dict[str, str]] = {}
+    # Fields with no usable default: a run that needs one unset fails, naming its variable.
+    required_fields: ClassVar[frozenset[str]] = frozenset({"host", "user"})
+
+    @classmethod
+    def from_env(cls, *, resolved: bool = False, **defaults: str) -> Self:
+        """The resource bound to its variables; the fields' defaults are the only defaults.
+
+        For the code location (`resolved=False`): `dg.EnvVar` for each variable that is set
+        and each required one (the UI shows the name, never the value; an unset required
+        variable fails only the run that needs it), the field's default otherwise, so the
+        location loads with nothing set. Operator commands outside Dagster take the values
+        now (`resolved=True`). `defaults` replace fields' defaults (the demo's database).
+        """
+        values: dict[str, Any] = {}
+        for field, env_name in cls.env_names.items():
+            default = defaults.get(field, cls.model_fields[field].default)
+            if resolved:
+                values[field] = os.environ.get(env_name, default)
+            elif field in cls.required_fields and field not in defaults:
+                values[field] = dg.EnvVar(env_name)
+            else:
+                values[field] = env_or(env_name, default)
+        return cls(**values)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -147,6 +171,7 @@ class PostgresResource(_SecretAwareResource):
     sslrootcert: str = ""
     application_name: str = "sync_assets"
 
+    required_fields: ClassVar[frozenset[str]] = frozenset({"host", "database", "user"})
     env_names: ClassVar[dict[str, str]] = {
         "host": "POSTGRES_HOST",
         "port": "POSTGRES_PORT",
@@ -219,6 +244,7 @@ class MySQLResource(_SecretAwareResource):
     ssl_mode: str = ""
     ssl_ca: str = ""
 
+    required_fields: ClassVar[frozenset[str]] = frozenset({"host", "database", "user"})
     env_names: ClassVar[dict[str, str]] = {
         "host": "MYSQL_HOST",
         "port": "MYSQL_PORT",
@@ -376,52 +402,10 @@ class FTPResource(_SecretAwareResource):
         return redact(text, self._secrets())
 
 
-def _bind(resource_cls: type[_SecretAwareResource], **defaults: Any) -> dict[str, Any]:
-    """Field values for a resource: `EnvVar` for each variable that is set, or the default.
-
-    Required variables are always bound as `EnvVar`, so a run that needs an unset one fails
-    with Dagster's message naming it; the code location itself loads with nothing set.
-    """
-    values: dict[str, Any] = {}
-    for field, env_name in resource_cls.env_names.items():
-        if field in defaults:
-            values[field] = env_or(env_name, defaults[field])
-        else:
-            values[field] = dg.EnvVar(env_name)
-    return values
-
-
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources of the code location, bound to the environment (no I/O)."""
     return {
-        "postgres": PostgresResource(
-            **_bind(
-                PostgresResource,
-                port="5432",
-                password="",
-                password_file="",
-                sslmode="",
-                sslrootcert="",
-            )
-        ),
-        "mysql": MySQLResource(
-            **_bind(
-                MySQLResource, port="3306", password="", password_file="", ssl_mode="", ssl_ca=""
-            )
-        ),
-        "ftp": FTPResource(
-            **_bind(
-                FTPResource,
-                port="",  # 21, or 990 with FTP_TLS=implicit
-                password="",
-                directory="/",
-                password_file="",
-                tls="false",
-                tls_verify="true",
-                tls_ca_file="",
-                delete_after_sync="false",
-                timeout_seconds="60",
-                encoding="utf-8",
-            )
-        ),
+        "postgres": PostgresResource.from_env(),
+        "mysql": MySQLResource.from_env(),
+        "ftp": FTPResource.from_env(),
     }

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from sync_assets.core.failpoint import failpoint
 from sync_assets.core.settings import ConfigError
 from sync_assets.ftp import store
 from sync_assets.ftp.client import FTPClient, LocalWriteError, ShortTransferError
@@ -32,13 +33,13 @@ from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.formats import (
     SAMPLE_BYTES,
     FileFormat,
-    UnparsableFileError,
     detect_format,
     header_columns,
     is_gzip,
 )
+from sync_assets.ftp.lines import LineReader
 from sync_assets.ftp.listing import RemoteFile
-from sync_assets.ftp.loader import FileIdentity, FileLoader, RawChunk, failpoint
+from sync_assets.ftp.loader import FileLoader
 from sync_assets.ftp.parallel import (
     NeedsSchemaChangeError,
     RunStoppedError,
@@ -47,13 +48,11 @@ from sync_assets.ftp.parallel import (
     StableLooks,
 )
 from sync_assets.ftp.report import FileOutcome, IngestReport
-from sync_assets.ftp.store import LedgerEntry
+from sync_assets.ftp.store import FileIdentity, LedgerEntry
 from sync_assets.ftp.types import parse_timestamp
 from sync_assets.resources import SourceUnavailableError
 
 HEAD_BYTES = 1024
-BLOCK_BYTES = 1024 * 1024
-MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 class FileChangedError(RuntimeError):
@@ -362,16 +361,22 @@ class FileWorker:
             source.name, remote.path, outcome.version, snap.mtime, self.ctx.report.run_id
         )
         loader = FileLoader(
-            cur, source.schema, source.table_name, fmt, identity, source.null_values,
+            cur,
+            source.schema,
+            source.table_name,
+            fmt,
+            identity,
+            source.null_values,
+            columns=store.table_columns(cur, source.schema, source.table_name),
             ddl_allowed=ddl_allowed,
-        )  # fmt: skip
+        )
         age = (datetime.now(UTC) - snap.mtime).total_seconds() if snap.mtime else 0.0
-        reader = _LineReader(
+        reader = LineReader(
             stream,
             take_tail=gz or age >= source.final_line_seconds,
             first_line=0 if fresh or resumed is None else resumed.lines_consumed,
             preamble=source.skip_lines if fresh else 0,
-            want_header=fresh and fmt.kind == "csv" and source.header,
+            want_header=fresh and fmt.log_format.fixed_columns and source.header,
         )
         self._load_chunks(loader, reader, fmt)
         counts = loader.finish()
@@ -407,7 +412,7 @@ class FileWorker:
             format=loader.fmt.to_json(),
         )
 
-    def _load_chunks(self, loader: FileLoader, reader: _LineReader, fmt: FileFormat) -> None:
+    def _load_chunks(self, loader: FileLoader, reader: LineReader, fmt: FileFormat) -> None:
         # One chunk ahead: the next chunk is read and prepared while PostgreSQL absorbs the
         # current one (the fast path calls `ahead` once the current chunk's data is sent).
         chunks = reader.chunks(fmt.encoding, self.source.chunk_lines)
@@ -580,77 +585,6 @@ class _Download:
     gz: bool
     head_hash: str | None
     head_len: int
-
-
-class _LineReader:
-    """Complete lines of a byte stream, in chunks, with line numbers and bytes consumed."""
-
-    def __init__(
-        self,
-        stream: IO[bytes],
-        take_tail: bool,
-        first_line: int,
-        preamble: int,
-        want_header: bool,
-    ) -> None:
-        self.stream = stream
-        self.take_tail = take_tail
-        self.line_no = first_line
-        self.preamble = preamble
-        self.want_header = want_header
-        self.header: str | None = None
-        self.bytes_consumed = 0
-
-    def chunks(self, encoding: str, size: int) -> Iterator[RawChunk]:
-        """Chunks of up to `size` lines (without their newline), read in large blocks."""
-        pending: list[bytes] = []
-        first = self.line_no + 1
-        for lines in self._line_blocks():
-            for index, line in enumerate(lines):
-                if not (self.preamble or self.want_header):
-                    pending.extend(lines[index:] if index else lines)
-                    break
-                first += 1
-                if self.preamble:
-                    self.preamble -= 1
-                elif line.strip():
-                    self.header = _decode_header(line, encoding)
-                    self.want_header = False
-            while len(pending) >= size:
-                yield RawChunk(first, pending[:size])
-                first += size
-                del pending[:size]
-        if pending:
-            yield RawChunk(first, pending)
-
-    def _line_blocks(self) -> Iterator[list[bytes]]:
-        """Lists of complete lines; counts lines and bytes consumed as it goes."""
-        rest = b""
-        while block := self.stream.read(BLOCK_BYTES):
-            rest += block
-            cut = rest.rfind(b"\n")
-            if cut < 0:
-                if len(rest) > MAX_LINE_BYTES:  # memory stays bounded, even for odd files
-                    raise UnparsableFileError(f"a line is longer than {MAX_LINE_BYTES} bytes")
-                continue
-            complete, rest = rest[: cut + 1], rest[cut + 1 :]
-            lines = complete.split(b"\n")
-            lines.pop()  # the empty string after the last newline
-            self.line_no += len(lines)
-            self.bytes_consumed += len(complete)
-            yield lines
-        if rest and self.take_tail:
-            self.line_no += 1
-            self.bytes_consumed += len(rest)
-            yield [rest]
-        # else: a partial last line waits for the next run
-
-
-def _decode_header(raw: bytes, encoding: str) -> str:
-    try:
-        return raw.decode(encoding).rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise UnparsableFileError(f"the header line is not valid {encoding}") from None
 
 
 def _digest(data: bytes) -> str:

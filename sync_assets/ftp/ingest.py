@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import psycopg
 
 from sync_assets.core.locks import advisory_lock
+from sync_assets.core.names import ftp_source_lock
 from sync_assets.core.secrets import redact
 from sync_assets.ftp import store
 from sync_assets.ftp.client import FTPClient, RetryPolicy
@@ -33,12 +34,7 @@ from sync_assets.ftp.parallel import SchemaGate, Snapshot, StableLooks
 from sync_assets.ftp.report import FileOutcome, IngestReport
 from sync_assets.resources import FTPResource, PostgresResource, SourceUnavailableError
 
-__all__ = ["FileOutcome", "IngestReport", "ingest_source", "lock_name"]
-
-
-def lock_name(source: SourceConfig) -> str:
-    """The advisory lock that keeps two runs (or a run and `reingest`) of a source apart."""
-    return f"sync_assets.ftp:{source.name}"
+__all__ = ["FileOutcome", "IngestReport", "ingest_source"]
 
 
 def ingest_source(
@@ -53,7 +49,7 @@ def ingest_source(
     report = IngestReport(source.name, source.schema, source.table_name, run_id or uuid.uuid4().hex)
     logger = log or logging.getLogger(__name__)
     with postgres_resource.connection(autocommit=True) as lock_conn, advisory_lock(
-        lock_conn, lock_name(source), source.lock_wait_seconds
+        lock_conn, ftp_source_lock(source.name), source.lock_wait_seconds
     ), postgres_resource.connection(autocommit=True) as conn:  # fmt: skip
         store.ensure_meta_tables(conn)
         store.ensure_target_table(conn, source.schema, source.table_name)

@@ -16,16 +16,6 @@ from sync_assets.mysql.naming import lower_names
 from sync_assets.resources import MySQLResource
 
 
-def mysql_from_env() -> MySQLResource:
-    """The MySQL resource from the same variables the code location uses."""
-    defaults = {"port": "3306", "password": ""}
-    values = {
-        field: os.environ.get(env_name, defaults.get(field, ""))
-        for field, env_name in MySQLResource.env_names.items()
-    }
-    return MySQLResource(**values)
-
-
 def refresh_tables(resource: MySQLResource) -> tuple[list[str], str]:
     with closing(resource.connect()) as conn:
         tables = list_base_tables(conn, resource.database)
@@ -34,7 +24,7 @@ def refresh_tables(resource: MySQLResource) -> tuple[list[str], str]:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    tables, path = refresh_tables(mysql_from_env())
+    tables, path = refresh_tables(MySQLResource.from_env(resolved=True))
     print(f"stored {len(tables)} table(s) of MySQL database in {path}")
     if args.verbose:
         for table in tables:
