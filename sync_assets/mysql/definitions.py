@@ -9,6 +9,7 @@ import dagster as dg
 
 from sync_assets import project_config
 from sync_assets.core.errors import run_classified
+from sync_assets.core.freshness import mysql_freshness
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import MYSQL_GROUP, MYSQL_SOURCE_GROUP
 from sync_assets.mysql import config
@@ -134,6 +135,7 @@ def build_table_asset(
         group_name=GROUP,
         deps=[source],
         pool=POOL,
+        freshness_policy=mysql_freshness(),
         description=(
             f"PostgreSQL table `{schema}.{table.lower()}`: a copy of MySQL `{table}`"
             f" (mode {options.mode}; incremental on a cursor column when possible)."
