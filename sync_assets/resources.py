@@ -36,7 +36,7 @@ from sync_assets.core.settings import (
 CONNECT_TIMEOUT_SECONDS = 15
 # Variables added for TLS and secret files (not the old container's): optional, each with a
 # safe default, so a deployment passes only those it uses.
-SECURITY_VARIABLES = frozenset({
+SECURITY_VARIABLES = frozenset({  # one line per server
     "POSTGRES_PASSWORD_FILE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT",
     "MYSQL_PASSWORD_FILE", "MYSQL_SSL_MODE", "MYSQL_SSL_CA",
     "FTP_PASS_FILE", "FTP_TLS_VERIFY", "FTP_TLS_CA_FILE",
@@ -278,10 +278,14 @@ class MySQLResource(_SecretAwareResource):
             return {"ssl_disabled": True}
         if mode == "preferred":
             return {}
-        return {"ssl": tls_client_context(
-            "MYSQL_SSL_CA", self.ssl_ca, verify=mode != "required",
-            check_hostname=mode == "verify_identity",
-        )}  # fmt: skip
+        return {
+            "ssl": tls_client_context(
+                "MYSQL_SSL_CA",
+                self.ssl_ca,
+                verify=mode != "required",
+                check_hostname=mode == "verify_identity",
+            )
+        }
 
     def describe(self) -> str:
         return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"

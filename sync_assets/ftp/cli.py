@@ -23,9 +23,18 @@ from sync_assets.ftp.config import SourceConfig, load_sources
 from sync_assets.resources import PostgresResource
 
 LEDGER_COLUMNS = (
-    "source", "path", "version", "status", "size", "offset_bytes", "rows_loaded",
-    "rows_rejected", "updated_at", "error", "delete_error",
-)  # fmt: skip
+    "source",
+    "path",
+    "version",
+    "status",
+    "size",
+    "offset_bytes",
+    "rows_loaded",
+    "rows_rejected",
+    "updated_at",
+    "error",
+    "delete_error",
+)
 
 
 def find_source(name: str, sources: Sequence[SourceConfig] | None = None) -> SourceConfig:

@@ -117,11 +117,28 @@ def parse_source(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> So
         )
     merged = {**defaults, **(raw or {})}
     known = {
-        "directory", "recursive", "include", "exclude", "format", "delimiter", "encoding",
-        "decimal", "skip_lines", "header", "null_values", "regex", "timezone", "table",
-        "min_age_seconds", "stable_seconds", "final_line_seconds", "retries",
-        "retry_backoff_seconds", "chunk_lines", "parallel_files",
-    }  # fmt: skip
+        "directory",
+        "recursive",
+        "include",
+        "exclude",
+        "format",
+        "delimiter",
+        "encoding",
+        "decimal",
+        "skip_lines",
+        "header",
+        "null_values",
+        "regex",
+        "timezone",
+        "table",
+        "min_age_seconds",
+        "stable_seconds",
+        "final_line_seconds",
+        "retries",
+        "retry_backoff_seconds",
+        "chunk_lines",
+        "parallel_files",
+    }
     unknown = sorted(set(merged) - known)
     if unknown:
         raise ConfigError(f"ftp source {name!r}: unknown option(s) {', '.join(unknown)}")

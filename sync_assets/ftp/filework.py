@@ -513,8 +513,9 @@ class FileWorker:
 # (08), authorisation (28), database (3D), transaction rollback (40: deadlock, serialisation),
 # resources (53: disk full, out of memory), object state (55: lock not available), operator
 # intervention (57: shutdown, cancel, timeout), system (58), internal (XX) and others' errors.
-_SERVER_SQLSTATE_CLASSES = frozenset({"08", "28", "3D", "40", "53", "55", "57", "58", "F0",
-                                      "HV", "P0", "XX"})  # fmt: skip
+_SERVER_SQLSTATE_CLASSES = frozenset(
+    {"08", "28", "3D", "40", "53", "55", "57", "58", "F0", "HV", "P0", "XX"}
+)
 # ... and single codes of other classes: no privilege, table or schema gone, read-only server.
 _SERVER_SQLSTATES = frozenset({"42501", "42P01", "3F000", "25006"})
 # Never a file's fault: the servers, the local machine, or the run's own control flow.

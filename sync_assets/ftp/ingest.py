@@ -48,9 +48,11 @@ def ingest_source(
     started = time.monotonic()
     report = IngestReport(source.name, source.schema, source.table_name, run_id or uuid.uuid4().hex)
     logger = log or logging.getLogger(__name__)
-    with postgres_resource.connection(autocommit=True) as lock_conn, advisory_lock(
-        lock_conn, ftp_source_lock(source.name), source.lock_wait_seconds
-    ), postgres_resource.connection(autocommit=True) as conn:  # fmt: skip
+    with (
+        postgres_resource.connection(autocommit=True) as lock_conn,
+        advisory_lock(lock_conn, ftp_source_lock(source.name), source.lock_wait_seconds),
+        postgres_resource.connection(autocommit=True) as conn,
+    ):
         store.ensure_meta_tables(conn)
         store.ensure_target_table(conn, source.schema, source.table_name)
         _session(conn, source)
@@ -116,9 +118,15 @@ class _Run:
         counter = _RowCounter(self.postgres, self.source, self.log)  # before any commit
         workers = max(1, min(self.source.parallel_files, len(to_load)))
         ctx = RunContext(
-            self.source, self.report, self.log, self.delete_after, self.ledger, looks,
-            SchemaGate(parallel=workers > 1), redact=self._redact,
-        )  # fmt: skip
+            self.source,
+            self.report,
+            self.log,
+            self.delete_after,
+            self.ledger,
+            looks,
+            SchemaGate(parallel=workers > 1),
+            redact=self._redact,
+        )
         failed_before = {p for p, e in self.ledger.items() if e.status == store.FAILED}
         pool = _Pool(self, ctx, to_load, workers, first_alone=self._fresh_table())
         try:
