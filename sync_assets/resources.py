@@ -54,7 +54,7 @@ def tls_client_context(
 ) -> ssl.SSLContext:
     """A client TLS context: the system trust store, or only the CAs in `ca_file` when set.
 
-    Cached per process (loading the system store costs ~40 ms per connection otherwise);
+    Cached per process (loading the system store per connection is slow: docs/performance.md);
     SSLContext objects are safe to share between connections and threads.
     """
     if not verify:
@@ -86,8 +86,8 @@ class _MySQLConnection(pymysql.connections.Connection):
     """A pymysql connection sharing one preferred-mode TLS context per process.
 
     Without TLS options pymysql still builds an SSL context for every connection (TLS when the
-    server offers it), loading the system CA store each time: about 40 ms, as much as a small
-    incremental read. The shared context is the one pymysql built first, so its settings are
+    server offers it), loading the system CA store each time (its cost: docs/performance.md).
+    The shared context is the one pymysql built first, so its settings are
     exactly pymysql's; SSLContext objects are safe to share between connections and threads."""
 
     _preferred_context: ClassVar[ssl.SSLContext | None] = None
