@@ -4,6 +4,9 @@ Secrets are bound with `dg.EnvVar`, so the UI shows the variable's name, never i
 every repr masks them. Nothing here connects at import or at definitions load: a connection is
 opened only when an asset asks for one, and a failure names the server and the variable to
 check, with any secret redacted from the driver's message.
+
+A little over 400 lines: the three resources share one base (secret masking, `from_env()`,
+the `*_FILE` secrets) and the TLS helpers they use; split apart, each would import the rest.
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 A `FileWorker` owns one PostgreSQL connection and one FTP session; a run has a few of them
 loading files side by side (`parallel_files`), each file in its own transaction. What they
 share is a `RunContext`: the ledger, the stable-file looks, the schema gate, the report.
+
+Over 400 lines on purpose: it is one idea, a file's life (plan the version, download, load,
+confirm, record, delete), and each step uses the worker's connection, FTP session and run
+context. The pieces that stand alone live elsewhere: bytes → lines (lines.py), parsing and
+typing (formats.py, loader.py, fastpath.py), whose fault (faults.py), the ledger (store.py).
 """
 
 from __future__ import annotations
@@ -26,10 +31,16 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from sync_assets.core.failpoint import failpoint
-from sync_assets.core.settings import ConfigError
 from sync_assets.ftp import store
-from sync_assets.ftp.client import FTPClient, LocalWriteError, ShortTransferError
+from sync_assets.ftp.client import FTPClient, ShortTransferError
 from sync_assets.ftp.config import SourceConfig
+from sync_assets.ftp.faults import (
+    FileChangedError,
+    FileFaultError,
+    NotConfirmedError,
+    describe_fault,
+    is_file_fault,
+)
 from sync_assets.ftp.formats import (
     SAMPLE_BYTES,
     FileFormat,
@@ -53,27 +64,6 @@ from sync_assets.ftp.types import parse_timestamp
 from sync_assets.resources import SourceUnavailableError
 
 HEAD_BYTES = 1024
-
-
-class FileChangedError(RuntimeError):
-    """The file changed while we read it: it is left for the next run."""
-
-
-class FileFaultError(RuntimeError):
-    """Something about one file's bytes went wrong (expected or not): the file is `failed`,
-    its transaction rolled back, and the run goes on with the other files."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _NotConfirmedError(RuntimeError):
-    """The second look did not confirm what was read: nothing of the file is written."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 @dataclass
@@ -146,7 +136,7 @@ class FileWorker:
         """Before anything of a file is written: the second look must confirm `snap`."""
         why = self.ctx.looks.confirm(path, snap)
         if why is not None:
-            raise _NotConfirmedError(why)
+            raise NotConfirmedError(why)
 
     # --- one file -----------------------------------------------------------------------
 
@@ -160,7 +150,7 @@ class FileWorker:
             return FileOutcome(remote.path, "unchanged", entry.version)
         try:
             return self._load(index, remote, snap, entry, exclusive)
-        except _NotConfirmedError as exc:
+        except NotConfirmedError as exc:
             return FileOutcome(remote.path, exc.status)
         except FileChangedError as exc:
             return FileOutcome(remote.path, "unstable", error=str(exc))
@@ -180,7 +170,7 @@ class FileWorker:
         except FileFaultError as fault:
             try:
                 return self._record_failure(remote, snap, entry, fault.reason)
-            except _NotConfirmedError as not_confirmed:
+            except NotConfirmedError as not_confirmed:
                 return FileOutcome(remote.path, not_confirmed.status)
 
     def _server_answers(self, path: str) -> bool:
@@ -505,68 +495,6 @@ class FileWorker:
             return False
         entry.status = store.DELETED
         return True
-
-
-# --- whose fault ------------------------------------------------------------------------
-
-# SQLSTATE classes about the server or the session, never about a file's bytes: connection
-# (08), authorisation (28), database (3D), transaction rollback (40: deadlock, serialisation),
-# resources (53: disk full, out of memory), object state (55: lock not available), operator
-# intervention (57: shutdown, cancel, timeout), system (58), internal (XX) and others' errors.
-_SERVER_SQLSTATE_CLASSES = frozenset(
-    {"08", "28", "3D", "40", "53", "55", "57", "58", "F0", "HV", "P0", "XX"}
-)
-# ... and single codes of other classes: no privilege, table or schema gone, read-only server.
-_SERVER_SQLSTATES = frozenset({"42501", "42P01", "3F000", "25006"})
-# Never a file's fault: the servers, the local machine, or the run's own control flow.
-_NOT_FILE_ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError,
-    SourceUnavailableError,
-    LocalWriteError,
-    ftplib.Error,
-    ConnectionError,
-    TimeoutError,
-    MemoryError,
-    RunStoppedError,
-    NeedsSchemaChangeError,
-    FileChangedError,
-    _NotConfirmedError,
-)
-
-
-def is_file_fault(exc: BaseException, conn: psycopg.Connection) -> bool:
-    """Whether an exception raised while a file's bytes were processed is that file's fault.
-
-    Yes by default (a parser bug met by odd bytes included): the file is marked failed and
-    the run goes on. No when the PostgreSQL connection is broken, for PostgreSQL errors about
-    the server or session (`_SERVER_SQLSTATE*`), for FTP and connection errors, an OSError
-    carrying an errno (the disk or the network: a broken gzip's OSError has none), memory,
-    and the run's own control flow: those stop the run and no file is marked.
-    """
-    if not isinstance(exc, Exception) or isinstance(exc, _NOT_FILE_ERRORS):
-        return False
-    if conn.closed or conn.broken:
-        return False
-    if isinstance(exc, psycopg.Error):
-        state = exc.sqlstate
-        if state is None:  # raised by the client library: a lost connection, or ours
-            return not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-        return state[:2] not in _SERVER_SQLSTATE_CLASSES and state not in _SERVER_SQLSTATES
-    return not (isinstance(exc, OSError) and exc.errno is not None)
-
-
-MAX_ERROR_CHARS = 2000
-
-
-def describe_fault(exc: BaseException) -> str:
-    """The ledger's error text: type and message (PostgreSQL's first line), no stack; safe to
-    store (no NUL, no lone surrogate)."""
-    message = str(exc)
-    if isinstance(exc, psycopg.Error):
-        message = message.splitlines()[0] if message else ""
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    text = text.replace("\x00", "\\x00")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_ERROR_CHARS]
 
 
 def tail_due(entry: LedgerEntry, final_line_seconds: float) -> bool:
