@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "sync_assets.ftp.cli",
     "sync_assets.orchestration.cli",
     "sync_assets.config_cli",
+    "sync_assets.orchestration.worker",
 )
 
 

@@ -120,10 +120,15 @@ def _initdb_auth(workdir: Path, password_auth: bool) -> tuple[list[str], str]:
 
 
 def start_throwaway_postgres(
-    tls: TLSFiles | None = None, password_auth: bool = False
+    tls: TLSFiles | None = None,
+    password_auth: bool = False,
+    listen: str = "127.0.0.1",
+    trust_cidr: str | None = None,
 ) -> ServerInfo:
     """A throwaway cluster; with `tls`, `ssl=on` with those files (TCP still accepts both);
-    with `password_auth`, TCP logins need a password (the superuser's is in the result)."""
+    with `password_auth`, TCP logins need a password (the superuser's is in the result).
+    `listen`: PostgreSQL's listen_addresses (127.0.0.1 first); `trust_cidr`: one more network
+    let in without a password (the Celery tier's worker namespaces)."""
     initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
     if not (initdb and postgres):
         raise RuntimeError("PostgreSQL is not reachable and its binaries are not installed")
@@ -138,10 +143,13 @@ def start_throwaway_postgres(
         check=True,
         capture_output=True,
     )
+    if trust_cidr:
+        with (datadir / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {trust_cidr} trust\n")
     port = free_port()
     tls_options = _postgres_tls_options(tls, workdir, bool(prefix))
     proc = subprocess.Popen(
-        [*prefix, postgres, "-D", str(datadir), "-p", str(port), "-h", "127.0.0.1",
+        [*prefix, postgres, "-D", str(datadir), "-p", str(port), "-h", listen,
          "-k", str(workdir), "-c", "fsync=off", *tls_options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -161,8 +169,9 @@ def _mariadb_tls_options(tls: TLSFiles | None) -> list[str]:
     return [f"--ssl-cert={tls.cert}", f"--ssl-key={tls.key}", f"--ssl-ca={tls.ca}"]
 
 
-def start_throwaway_mariadb(tls: TLSFiles | None = None) -> ServerInfo:
-    """A throwaway server; with `tls` it offers TLS with those files, without it no TLS."""
+def start_throwaway_mariadb(tls: TLSFiles | None = None, listen: str = "127.0.0.1") -> ServerInfo:
+    """A throwaway server; with `tls` it offers TLS with those files, without it no TLS.
+    `listen`: MariaDB's bind-address (a comma-separated list, 127.0.0.1 first)."""
     mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
     install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if not (Path(mariadbd).exists() and install_db):
@@ -181,7 +190,7 @@ def start_throwaway_mariadb(tls: TLSFiles | None = None) -> ServerInfo:
     port = free_port()
     proc = subprocess.Popen(
         [mariadbd, "--no-defaults", f"--datadir={datadir}", f"--port={port}",
-         "--bind-address=127.0.0.1",
+         f"--bind-address={listen}",
          f"--socket={workdir / 'mysqld.sock'}", f"--user={user}", "--skip-grant-tables=0",
          *_mariadb_tls_options(tls)],
         stdout=subprocess.DEVNULL,

@@ -9,6 +9,7 @@ from sync_assets.core.errors import run_classified
 from sync_assets.core.freshness import ftp_freshness
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import FTP_GROUP
+from sync_assets.core.placement import placement_metadata
 from sync_assets.ftp import store
 from sync_assets.ftp.config import SourceConfig, load_sources
 from sync_assets.ftp.ingest import IngestReport, ingest_source
@@ -164,6 +165,7 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
             lambda: ingest_source(ftp, postgres, source, context.log, run_id=context.run.run_id),
         )
         metadata = _metadata(report, postgres.database)
+        metadata.update(placement_metadata())  # which host/worker took the source
         try:
             metadata.update(_table_metadata(postgres, report))
         except Exception as exc:  # metadata is best effort; the load is committed

@@ -3,15 +3,26 @@
 Which tables: `MYSQL_TABLES`, else the list stored by `sync-assets refresh-mysql`, else none.
 Building the definitions reads only environment variables and local files: no server is
 contacted, so the code location loads (with the last known tables) when MySQL is down.
+
+The list the code server loaded travels with every run as Dagster reconstruction metadata
+(stored with the run's execution plan in Dagster's storage): a run worker, or a Kubernetes
+run pod with no state file, rebuilds exactly the code server's MySQL assets.
 """
 
+import json
+
 import dagster as dg
+from dagster._core.definitions.definitions_load_context import (
+    DefinitionsLoadContext,
+    DefinitionsLoadType,
+)
 
 from sync_assets import project_config
 from sync_assets.core.errors import run_classified
 from sync_assets.core.freshness import mysql_freshness
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import MYSQL_GROUP, MYSQL_SOURCE_GROUP
+from sync_assets.core.placement import placement_metadata
 from sync_assets.mysql import config
 from sync_assets.mysql.naming import asset_name, lower_names
 from sync_assets.mysql.sync import SyncReport, sync_table
@@ -152,15 +163,38 @@ def build_table_asset(
         checks = [row_count_check(report, key)]
         if options.verify_values:
             checks.append(values_check(report, key))
-        return dg.MaterializeResult(
-            metadata=report_metadata(report, postgres.database), check_results=checks
-        )
+        metadata = report_metadata(report, postgres.database)
+        metadata.update(placement_metadata())  # which host/worker took the table
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return source, sync_legacy_table
 
 
+TABLES_METADATA_KEY = "sync_assets/mysql_tables"
+
+
+def tables_for_this_load() -> list[str]:
+    """The code server's list when reconstructing (run workers), else the configured one.
+
+    Dagster stores what is handed to `add_to_pending_reconstruction_metadata` with each run
+    (the pattern of its own state-backed definitions loader).
+    """
+    if not DefinitionsLoadContext.is_set():
+        return config.configured_tables()  # a plain import (tests, scripts)
+    context = DefinitionsLoadContext.get()
+    if (
+        context.load_type == DefinitionsLoadType.RECONSTRUCTION
+        and TABLES_METADATA_KEY in context.reconstruction_metadata
+    ):
+        tables = [str(t) for t in json.loads(context.reconstruction_metadata[TABLES_METADATA_KEY])]
+    else:
+        tables = config.configured_tables()
+    context.add_to_pending_reconstruction_metadata(TABLES_METADATA_KEY, json.dumps(tables))
+    return tables
+
+
 def build_mysql_defs() -> dg.Definitions:
-    tables = config.configured_tables()
+    tables = tables_for_this_load()
     if not tables:
         return dg.Definitions()
     lower_names(tables, "table")  # two tables equal after lower-casing: a clear error

@@ -10,6 +10,7 @@ import dagster as dg
 
 from sync_assets.core.errors import STEP_RETRIES
 from sync_assets.core.names import FTP_GROUP, MYSQL_GROUP
+from sync_assets.orchestration.executor import build_executor
 
 FTP_JOB_NAME = "ftp_logs_job"
 MYSQL_JOB_NAME = "mysql_sync_job"
@@ -39,6 +40,8 @@ def _job(name: str, group: str, description: str) -> dg.UnresolvedAssetJobDefini
         op_retry_policy=ASSET_RETRY_POLICY,
         tags={JOB_TAG: name},
         config=QUIET_CONSOLE,
+        # SYNC_EXECUTOR=celery: each table/source step goes to any `sync-assets worker`.
+        executor_def=build_executor(),
     )
 
 

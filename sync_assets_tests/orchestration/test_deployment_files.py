@@ -40,6 +40,7 @@ def test_dagster_services_take_the_old_variables_and_storage_db() -> None:
         missing = (OLD_VARIABLES | {"DAGSTER_PG_DB", "SCHEDULE_TIMEZONE"}) - set(env)
         assert not missing, f"{name} lacks {sorted(missing)}"
     assert [p["target"] for p in services["webserver"]["ports"]] == [3000]
+    assert [p["host_ip"] for p in services["webserver"]["ports"]] == ["127.0.0.1"]  # no login
     assert "legacy-mysql" not in services and "demo-ftp" not in services  # demo profile only
 
 

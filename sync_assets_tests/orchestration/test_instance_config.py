@@ -19,12 +19,15 @@ def instance_config(monkeypatch) -> dict:
     return dict(config)
 
 
-def test_storage_is_postgres_from_the_old_variables_with_psycopg2(instance_config) -> None:
-    db = instance_config["storage"]["postgres"]["postgres_db"]
-    assert db["hostname"] == {"env": "POSTGRES_HOST"}
-    assert db["password"] == {"env": "POSTGRES_PASSWORD"}
-    assert db["db_name"] == {"env": "DAGSTER_PG_DB"}
-    assert db["scheme"] == "postgresql+psycopg2"
+def test_storage_is_ours_and_carries_no_setting(instance_config) -> None:
+    # Connection settings are read from the environment by each process
+    # (test_instance_storage.py): nothing here can hold a secret or demand a variable.
+    custom = instance_config["storage"]["custom"]
+    assert custom == {
+        "module": "sync_assets.core.instance_storage",
+        "class": "SyncAssetsStorage",
+        "config": {},
+    }
 
 
 def test_one_run_per_job_and_jobs_independent(instance_config) -> None:

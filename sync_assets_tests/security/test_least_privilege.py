@@ -34,9 +34,7 @@ INSTANCE_YAML = """
 storage:
   custom:
     module: sync_assets.core.instance_storage
-    class: EnvPostgresStorage
-    config:
-      db_name: {env: DAGSTER_PG_DB}
+    class: SyncAssetsStorage
 """
 SYNC_SCHEMAS = {"legacy", "machine_logs", "sync_meta"}  # the default target schemas
 

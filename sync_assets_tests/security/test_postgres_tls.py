@@ -160,9 +160,7 @@ INSTANCE_YAML = """
 storage:
   custom:
     module: sync_assets.core.instance_storage
-    class: EnvPostgresStorage
-    config:
-      db_name: {env: DAGSTER_PG_DB}
+    class: SyncAssetsStorage
 telemetry:
   enabled: false
 """
