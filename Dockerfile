@@ -26,7 +26,10 @@ RUN uv sync --frozen --no-dev --no-editable \
     && find /opt/venv -depth -type d -name tests -exec rm -rf {} +
 
 FROM build AS build-demo
-RUN uv sync --frozen --no-editable
+# The wheel leaves sync_assets/devtools out (never in the runtime image); the demo feed uses it.
+RUN uv sync --frozen --no-editable \
+    && cp -r sync_assets/devtools \
+        "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/sync_assets/"
 
 FROM base AS app
 WORKDIR /opt/dagster/app

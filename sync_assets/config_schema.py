@@ -27,6 +27,7 @@ from pydantic import (
 
 from sync_assets.core.pg import MAX_IDENTIFIER_BYTES
 from sync_assets.core.settings import FALSE_WORDS, TRUE_WORDS
+from sync_assets.ftp.formats import FORMAT_NAMES
 
 SCHEMA_ID = "https://github.com/sync-assets/sync_assets/schema/sync_assets.schema.json"
 _SOURCE_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
@@ -107,7 +108,7 @@ Globs = Annotated[list[Annotated[str, AfterValidator(_glob)]], BeforeValidator(_
 Strings = Annotated[list[str], BeforeValidator(_one_or_many)]
 Seconds = Annotated[float, Field(ge=0, strict=True)]
 Format = Annotated[
-    Literal["auto", "csv", "tsv", "jsonl", "text"],
+    Literal[FORMAT_NAMES],  # the format registry's names, and auto
     BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
 ]
 

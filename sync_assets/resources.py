@@ -4,16 +4,20 @@ Secrets are bound with `dg.EnvVar`, so the UI shows the variable's name, never i
 every repr masks them. Nothing here connects at import or at definitions load: a connection is
 opened only when an asset asks for one, and a failure names the server and the variable to
 check, with any secret redacted from the driver's message.
+
+A little over 400 lines: the three resources share one base (secret masking, `from_env()`,
+the `*_FILE` secrets) and the TLS helpers they use; split apart, each would import the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import dagster as dg
 import psycopg
@@ -35,7 +39,7 @@ from sync_assets.core.settings import (
 CONNECT_TIMEOUT_SECONDS = 15
 # Variables added for TLS and secret files (not the old container's): optional, each with a
 # safe default, so a deployment passes only those it uses.
-SECURITY_VARIABLES = frozenset({
+SECURITY_VARIABLES = frozenset({  # one line per server
     "POSTGRES_PASSWORD_FILE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT",
     "MYSQL_PASSWORD_FILE", "MYSQL_SSL_MODE", "MYSQL_SSL_CA",
     "FTP_PASS_FILE", "FTP_TLS_VERIFY", "FTP_TLS_CA_FILE",
@@ -53,7 +57,7 @@ def tls_client_context(
 ) -> ssl.SSLContext:
     """A client TLS context: the system trust store, or only the CAs in `ca_file` when set.
 
-    Cached per process (loading the system store costs ~40 ms per connection otherwise);
+    Cached per process (loading the system store per connection is slow: docs/performance.md);
     SSLContext objects are safe to share between connections and threads.
     """
     if not verify:
@@ -85,8 +89,8 @@ class _MySQLConnection(pymysql.connections.Connection):
     """A pymysql connection sharing one preferred-mode TLS context per process.
 
     Without TLS options pymysql still builds an SSL context for every connection (TLS when the
-    server offers it), loading the system CA store each time: about 40 ms, as much as a small
-    incremental read. The shared context is the one pymysql built first, so its settings are
+    server offers it), loading the system CA store each time (its cost: docs/performance.md).
+    The shared context is the one pymysql built first, so its settings are
     exactly pymysql's; SSLContext objects are safe to share between connections and threads."""
 
     _preferred_context: ClassVar[ssl.SSLContext | None] = None
@@ -105,6 +109,29 @@ class _SecretAwareResource(dg.ConfigurableResource):
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"password"})
     env_names: ClassVar[dict[str, str]] = {}
+    # Fields with no usable default: a run that needs one unset fails, naming its variable.
+    required_fields: ClassVar[frozenset[str]] = frozenset({"host", "user"})
+
+    @classmethod
+    def from_env(cls, *, resolved: bool = False, **defaults: str) -> Self:
+        """The resource bound to its variables; the fields' defaults are the only defaults.
+
+        For the code location (`resolved=False`): `dg.EnvVar` for each variable that is set
+        and each required one (the UI shows the name, never the value; an unset required
+        variable fails only the run that needs it), the field's default otherwise, so the
+        location loads with nothing set. Operator commands outside Dagster take the values
+        now (`resolved=True`). `defaults` replace fields' defaults (the demo's database).
+        """
+        values: dict[str, Any] = {}
+        for field, env_name in cls.env_names.items():
+            default = defaults.get(field, cls.model_fields[field].default)
+            if resolved:
+                values[field] = os.environ.get(env_name, default)
+            elif field in cls.required_fields and field not in defaults:
+                values[field] = dg.EnvVar(env_name)
+            else:
+                values[field] = env_or(env_name, default)
+        return cls(**values)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -147,6 +174,7 @@ class PostgresResource(_SecretAwareResource):
     sslrootcert: str = ""
     application_name: str = "sync_assets"
 
+    required_fields: ClassVar[frozenset[str]] = frozenset({"host", "database", "user"})
     env_names: ClassVar[dict[str, str]] = {
         "host": "POSTGRES_HOST",
         "port": "POSTGRES_PORT",
@@ -219,6 +247,7 @@ class MySQLResource(_SecretAwareResource):
     ssl_mode: str = ""
     ssl_ca: str = ""
 
+    required_fields: ClassVar[frozenset[str]] = frozenset({"host", "database", "user"})
     env_names: ClassVar[dict[str, str]] = {
         "host": "MYSQL_HOST",
         "port": "MYSQL_PORT",
@@ -252,10 +281,14 @@ class MySQLResource(_SecretAwareResource):
             return {"ssl_disabled": True}
         if mode == "preferred":
             return {}
-        return {"ssl": tls_client_context(
-            "MYSQL_SSL_CA", self.ssl_ca, verify=mode != "required",
-            check_hostname=mode == "verify_identity",
-        )}  # fmt: skip
+        return {
+            "ssl": tls_client_context(
+                "MYSQL_SSL_CA",
+                self.ssl_ca,
+                verify=mode != "required",
+                check_hostname=mode == "verify_identity",
+            )
+        }
 
     def describe(self) -> str:
         return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
@@ -376,52 +409,10 @@ class FTPResource(_SecretAwareResource):
         return redact(text, self._secrets())
 
 
-def _bind(resource_cls: type[_SecretAwareResource], **defaults: Any) -> dict[str, Any]:
-    """Field values for a resource: `EnvVar` for each variable that is set, or the default.
-
-    Required variables are always bound as `EnvVar`, so a run that needs an unset one fails
-    with Dagster's message naming it; the code location itself loads with nothing set.
-    """
-    values: dict[str, Any] = {}
-    for field, env_name in resource_cls.env_names.items():
-        if field in defaults:
-            values[field] = env_or(env_name, defaults[field])
-        else:
-            values[field] = dg.EnvVar(env_name)
-    return values
-
-
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources of the code location, bound to the environment (no I/O)."""
     return {
-        "postgres": PostgresResource(
-            **_bind(
-                PostgresResource,
-                port="5432",
-                password="",
-                password_file="",
-                sslmode="",
-                sslrootcert="",
-            )
-        ),
-        "mysql": MySQLResource(
-            **_bind(
-                MySQLResource, port="3306", password="", password_file="", ssl_mode="", ssl_ca=""
-            )
-        ),
-        "ftp": FTPResource(
-            **_bind(
-                FTPResource,
-                port="",  # 21, or 990 with FTP_TLS=implicit
-                password="",
-                directory="/",
-                password_file="",
-                tls="false",
-                tls_verify="true",
-                tls_ca_file="",
-                delete_after_sync="false",
-                timeout_seconds="60",
-                encoding="utf-8",
-            )
-        ),
+        "postgres": PostgresResource.from_env(),
+        "mysql": MySQLResource.from_env(),
+        "ftp": FTPResource.from_env(),
     }

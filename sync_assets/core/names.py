@@ -1,4 +1,4 @@
-"""Names the two sides and the orchestration share: asset groups and per-table lock names."""
+"""Names the two sides and the orchestration share: asset groups and advisory lock names."""
 
 from __future__ import annotations
 
@@ -10,3 +10,8 @@ FTP_GROUP = "machine_logs"  # the log tables and their FTP sources; `ftp_logs_jo
 def mysql_table_lock(schema: str, table: str) -> str:
     """The advisory lock keeping two syncs of one target table apart (docs/mysql.md)."""
     return f"mysql:{schema}.{table}"
+
+
+def ftp_source_lock(source: str) -> str:
+    """The advisory lock keeping two runs (or a run and `reingest`) of one log source apart."""
+    return f"sync_assets.ftp:{source}"

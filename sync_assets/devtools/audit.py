@@ -24,8 +24,16 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IGNORE_FILE = REPO_ROOT / "audit-ignore.txt"
-NETWORK_WORDS = ("ConnectionError", "ProxyError", "NameResolution", "Max retries", "timed out",
-                 "Network is unreachable", "SSLError", "ReadTimeout")  # fmt: skip
+NETWORK_WORDS = (
+    "ConnectionError",
+    "ProxyError",
+    "NameResolution",
+    "Max retries",
+    "timed out",
+    "Network is unreachable",
+    "SSLError",
+    "ReadTimeout",
+)
 
 
 class IgnoreFileError(ValueError):
@@ -96,10 +104,19 @@ def export_requirements(target: Path) -> None:
     uv = shutil.which("uv") or str(REPO_ROOT / ".tools" / "bin" / "uv")
     with target.open("w", encoding="utf-8") as handle:
         subprocess.run(
-            [uv, "export", "--frozen", "--format", "requirements-txt", "--no-emit-project",
-             "--quiet"],
-            cwd=REPO_ROOT, stdout=handle, check=True,
-        )  # fmt: skip
+            [
+                uv,
+                "export",
+                "--frozen",
+                "--format",
+                "requirements-txt",
+                "--no-emit-project",
+                "--quiet",
+            ],
+            cwd=REPO_ROOT,
+            stdout=handle,
+            check=True,
+        )
 
 
 def main() -> int:

@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="stop by itself after this many seconds (0 = until Ctrl-C)",
     )
-    return parser.parse_args(argv)  # fmt: skip
+    return parser.parse_args(argv)
 
 
 def say(message: str) -> None:
@@ -103,17 +103,30 @@ def _servers(pg_port: int, mysql_port: int) -> Iterator[tuple[ServerInfo, Server
 
 
 def ensure_pg_database(pg: ServerInfo, name: str) -> None:
-    with psycopg.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password or None,
-                         dbname="postgres", autocommit=True) as conn:  # fmt: skip
+    with psycopg.connect(
+        host=pg.host,
+        port=pg.port,
+        user=pg.user,
+        password=pg.password or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def mysql_connect(server: ServerInfo, database: str | None = None) -> pymysql.Connection:
-    return pymysql.connect(host=server.host, port=server.port, user=server.user,
-                           password=server.password, database=database, charset="utf8mb4",
-                           autocommit=True, init_command="SET time_zone = '+00:00'")  # fmt: skip
+    return pymysql.connect(
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        password=server.password,
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
+        init_command="SET time_zone = '+00:00'",
+    )
 
 
 def seed_demo_legacy(server: ServerInfo, database: str) -> None:
@@ -143,18 +156,31 @@ def start_legacy_changes(server: ServerInfo, database: str, stop: threading.Even
     _every(stop, LEGACY_CHANGE_SECONDS, lambda: mutate_legacy(conn, rng), "legacy-changes")
 
 
-def demo_env(args: argparse.Namespace, pg: ServerInfo, mysql: ServerInfo, ftp,
-             home: Path) -> dict[str, str]:  # fmt: skip
+def demo_env(
+    args: argparse.Namespace, pg: ServerInfo, mysql: ServerInfo, ftp, home: Path
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DAGSTER_HOME=str(home), SYNC_ASSETS_STATE_DIR=str(home / "state"),
-        POSTGRES_HOST=pg.host, POSTGRES_PORT=str(pg.port), POSTGRES_USER=pg.user,
-        POSTGRES_PASSWORD=pg.password, POSTGRES_DB=args.pg_db, DAGSTER_PG_DB=args.dagster_db,
-        MYSQL_HOST=mysql.host, MYSQL_PORT=str(mysql.port), MYSQL_USER=mysql.user,
-        MYSQL_PASSWORD=mysql.password, MYSQL_DB=args.mysql_db,
-        FTP_HOST=ftp.host, FTP_PORT=str(ftp.port), FTP_USER=ftp.user, FTP_PASS=ftp.password,
-        FTP_DIR="/", SCHEDULES_START_STOPPED="false",
-    )  # fmt: skip
+        DAGSTER_HOME=str(home),
+        SYNC_ASSETS_STATE_DIR=str(home / "state"),
+        POSTGRES_HOST=pg.host,
+        POSTGRES_PORT=str(pg.port),
+        POSTGRES_USER=pg.user,
+        POSTGRES_PASSWORD=pg.password,
+        POSTGRES_DB=args.pg_db,
+        DAGSTER_PG_DB=args.dagster_db,
+        MYSQL_HOST=mysql.host,
+        MYSQL_PORT=str(mysql.port),
+        MYSQL_USER=mysql.user,
+        MYSQL_PASSWORD=mysql.password,
+        MYSQL_DB=args.mysql_db,
+        FTP_HOST=ftp.host,
+        FTP_PORT=str(ftp.port),
+        FTP_USER=ftp.user,
+        FTP_PASS=ftp.password,
+        FTP_DIR="/",
+        SCHEDULES_START_STOPPED="false",
+    )
     return env
 
 

@@ -24,13 +24,7 @@ LEGACY_CHANGE_SECONDS = 20.0
 
 
 def change_legacy_forever(stop: threading.Event) -> None:
-    resource = MySQLResource(
-        host=os.environ["MYSQL_HOST"],
-        port=os.environ.get("MYSQL_PORT", "3306"),
-        database=os.environ.get("MYSQL_DB", "legacy_demo"),
-        user=os.environ.get("MYSQL_USER", "root"),
-        password=os.environ.get("MYSQL_PASSWORD", ""),
-    )
+    resource = MySQLResource.from_env(resolved=True, database="legacy_demo", user="root")
     rng = random.Random(11)  # noqa: S311 (demo data)
     while not stop.wait(LEGACY_CHANGE_SECONDS):
         try:

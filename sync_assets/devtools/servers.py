@@ -93,8 +93,11 @@ def _postgres_tls_options(tls: TLSFiles | None, workdir: Path, owner: bool) -> l
     if tls is None:
         return []
     options = ["-c", "ssl=on"]
-    for setting, source in (("ssl_cert_file", tls.cert), ("ssl_key_file", tls.key),
-                            ("ssl_ca_file", tls.ca)):  # fmt: skip
+    for setting, source in (
+        ("ssl_cert_file", tls.cert),
+        ("ssl_key_file", tls.key),
+        ("ssl_ca_file", tls.ca),
+    ):
         target = workdir / f"tls-{setting}.pem"
         shutil.copyfile(source, target)
         target.chmod(0o600)
@@ -197,16 +200,18 @@ def start_throwaway_mariadb(tls: TLSFiles | None = None, listen: str = "127.0.0.
     return ServerInfo("mariadb", "127.0.0.1", port, "root", process=proc, workdir=workdir)
 
 
-def postgres_server(host: str = "127.0.0.1", port: int = 5432, user: str = "postgres",
-                    password: str = "") -> ServerInfo:  # fmt: skip
+def postgres_server(
+    host: str = "127.0.0.1", port: int = 5432, user: str = "postgres", password: str = ""
+) -> ServerInfo:
     """The PostgreSQL at host:port if it answers, else a throwaway one."""
     if port_open(host, port):
         return ServerInfo("postgres", host, port, user, password)
     return start_throwaway_postgres()
 
 
-def mariadb_server(host: str = "127.0.0.1", port: int = 3306, user: str = "root",
-                   password: str = "") -> ServerInfo:  # fmt: skip
+def mariadb_server(
+    host: str = "127.0.0.1", port: int = 3306, user: str = "root", password: str = ""
+) -> ServerInfo:
     """The MariaDB/MySQL at host:port if it answers, else a throwaway one."""
     if port_open(host, port):
         return ServerInfo("mariadb", host, port, user, password)

@@ -8,7 +8,6 @@ one transaction, under the source's advisory lock, so the next run loads it agai
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -16,22 +15,26 @@ import psycopg
 from psycopg import sql
 
 from sync_assets.core.locks import advisory_lock
+from sync_assets.core.names import ftp_source_lock
 from sync_assets.core.pg import META_SCHEMA, ident, table_exists
 from sync_assets.core.settings import ConfigError
 from sync_assets.ftp import store
 from sync_assets.ftp.config import SourceConfig, load_sources
-from sync_assets.ftp.ingest import lock_name
 from sync_assets.resources import PostgresResource
 
 LEDGER_COLUMNS = (
-    "source", "path", "version", "status", "size", "offset_bytes", "rows_loaded",
-    "rows_rejected", "updated_at", "error", "delete_error",
-)  # fmt: skip
-
-
-def postgres_from_env() -> PostgresResource:
-    fields = {f: os.environ[v] for f, v in PostgresResource.env_names.items() if v in os.environ}
-    return PostgresResource(**fields)
+    "source",
+    "path",
+    "version",
+    "status",
+    "size",
+    "offset_bytes",
+    "rows_loaded",
+    "rows_rejected",
+    "updated_at",
+    "error",
+    "delete_error",
+)
 
 
 def find_source(name: str, sources: Sequence[SourceConfig] | None = None) -> SourceConfig:
@@ -68,7 +71,10 @@ def reingest(
 
     `conn` must be in autocommit mode: the lock is session-level, the removal one transaction.
     """
-    with advisory_lock(conn, lock_name(source), source.lock_wait_seconds), conn.transaction():
+    with (
+        advisory_lock(conn, ftp_source_lock(source.name), source.lock_wait_seconds),
+        conn.transaction(),
+    ):
         targets = list(paths)
         if failed:
             found = conn.execute(
@@ -107,7 +113,7 @@ def _forget(cur: psycopg.Cursor, source: SourceConfig, path: str, has_table: boo
 
 
 def _cmd_ledger(args: argparse.Namespace) -> int:
-    with postgres_from_env().connection(autocommit=True) as conn:
+    with PostgresResource.from_env(resolved=True).connection(autocommit=True) as conn:
         store.ensure_meta_tables(conn)
         found = show_ledger(conn, args.source, args.status, args.limit)
     print("\t".join(LEDGER_COLUMNS))
@@ -121,7 +127,7 @@ def _cmd_reingest(args: argparse.Namespace) -> int:
     source = find_source(args.source)
     if not args.paths and not args.failed:
         raise ConfigError("give remote path(s) to reingest, or --failed")
-    with postgres_from_env().connection(autocommit=True) as conn:
+    with PostgresResource.from_env(resolved=True).connection(autocommit=True) as conn:
         store.ensure_meta_tables(conn)
         removed = reingest(conn, source, args.paths, args.failed)
     for path, count in removed.items():

@@ -10,17 +10,18 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sync_assets.core.pg import check_identifier
 from sync_assets.core.settings import ConfigError, parse_bool
+from sync_assets.ftp.formats import FORMAT_NAMES
 from sync_assets.project_config import section
 
 DEFAULT_SOURCE = "machine_logs"
 TARGET_SCHEMA_ENV = "FTP_TARGET_SCHEMA"
 DEFAULT_TARGET_SCHEMA = "machine_logs"
-FORMATS = frozenset({"auto", "csv", "tsv", "jsonl", "text"})
+FORMATS = frozenset(FORMAT_NAMES)
 DEFAULT_NULLS = ("", "NaN", "nan", "NAN", "-", "NULL", "null", "N/A", "n/a", "NA")
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -59,7 +60,6 @@ class SourceConfig:
     parallel_files: int = 2
     # How long a run waits for another run of the same source before refusing.
     lock_wait_seconds: float = 30.0
-    options: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def table_name(self) -> str:
@@ -71,9 +71,6 @@ class SourceConfig:
         if not any(_glob(relative_path, base, g) for g in self.include):
             return False
         return not any(_glob(relative_path, base, g) for g in self.exclude)
-
-    def with_overrides(self, **changes: Any) -> SourceConfig:
-        return replace(self, **changes)
 
 
 def _glob(relative_path: str, base: str, pattern: str) -> bool:
@@ -120,11 +117,28 @@ def parse_source(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> So
         )
     merged = {**defaults, **(raw or {})}
     known = {
-        "directory", "recursive", "include", "exclude", "format", "delimiter", "encoding",
-        "decimal", "skip_lines", "header", "null_values", "regex", "timezone", "table",
-        "min_age_seconds", "stable_seconds", "final_line_seconds", "retries",
-        "retry_backoff_seconds", "chunk_lines", "parallel_files",
-    }  # fmt: skip
+        "directory",
+        "recursive",
+        "include",
+        "exclude",
+        "format",
+        "delimiter",
+        "encoding",
+        "decimal",
+        "skip_lines",
+        "header",
+        "null_values",
+        "regex",
+        "timezone",
+        "table",
+        "min_age_seconds",
+        "stable_seconds",
+        "final_line_seconds",
+        "retries",
+        "retry_backoff_seconds",
+        "chunk_lines",
+        "parallel_files",
+    }
     unknown = sorted(set(merged) - known)
     if unknown:
         raise ConfigError(f"ftp source {name!r}: unknown option(s) {', '.join(unknown)}")

@@ -9,6 +9,7 @@ import dagster as dg
 
 from sync_assets.core.actions import record_action
 from sync_assets.core.errors import run_classified
+from sync_assets.core.freshness import ftp_freshness
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import FTP_GROUP
 from sync_assets.core.placement import placement_metadata
@@ -244,6 +245,7 @@ def build_log_asset(source: SourceConfig) -> dg.AssetsDefinition:
         deps=[source_key(source)],
         kinds={"postgres"},
         group_name=GROUP,
+        freshness_policy=ftp_freshness(),
         description=(
             f"Lines of the `{source.name}` log files, loaded exactly once into "
             f"{source.schema}.{source.table_name}; ledger and rejects in sync_meta."

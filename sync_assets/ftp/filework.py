@@ -3,6 +3,11 @@
 A `FileWorker` owns one PostgreSQL connection and one FTP session; a run has a few of them
 loading files side by side (`parallel_files`), each file in its own transaction. What they
 share is a `RunContext`: the ledger, the stable-file looks, the schema gate, the report.
+
+Over 400 lines on purpose: it is one idea, a file's life (plan the version, download, load,
+confirm, record, delete), and each step uses the worker's connection, FTP session and run
+context. The pieces that stand alone live elsewhere: bytes → lines (lines.py), parsing and
+typing (formats.py, loader.py, fastpath.py), whose fault (faults.py), the ledger (store.py).
 """
 
 from __future__ import annotations
@@ -25,20 +30,27 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from sync_assets.core.settings import ConfigError
+from sync_assets.core.failpoint import failpoint
 from sync_assets.ftp import store
-from sync_assets.ftp.client import FTPClient, LocalWriteError, ShortTransferError
+from sync_assets.ftp.client import FTPClient, ShortTransferError
 from sync_assets.ftp.config import SourceConfig
+from sync_assets.ftp.faults import (
+    FileChangedError,
+    FileFaultError,
+    NotConfirmedError,
+    describe_fault,
+    is_file_fault,
+)
 from sync_assets.ftp.formats import (
     SAMPLE_BYTES,
     FileFormat,
-    UnparsableFileError,
     detect_format,
     header_columns,
     is_gzip,
 )
+from sync_assets.ftp.lines import LineReader
 from sync_assets.ftp.listing import RemoteFile
-from sync_assets.ftp.loader import FileIdentity, FileLoader, RawChunk, failpoint
+from sync_assets.ftp.loader import FileLoader
 from sync_assets.ftp.parallel import (
     NeedsSchemaChangeError,
     RunStoppedError,
@@ -47,34 +59,11 @@ from sync_assets.ftp.parallel import (
     StableLooks,
 )
 from sync_assets.ftp.report import FileOutcome, IngestReport
-from sync_assets.ftp.store import LedgerEntry
+from sync_assets.ftp.store import FileIdentity, LedgerEntry
 from sync_assets.ftp.types import parse_timestamp
 from sync_assets.resources import SourceUnavailableError
 
 HEAD_BYTES = 1024
-BLOCK_BYTES = 1024 * 1024
-MAX_LINE_BYTES = 16 * 1024 * 1024
-
-
-class FileChangedError(RuntimeError):
-    """The file changed while we read it: it is left for the next run."""
-
-
-class FileFaultError(RuntimeError):
-    """Something about one file's bytes went wrong (expected or not): the file is `failed`,
-    its transaction rolled back, and the run goes on with the other files."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _NotConfirmedError(RuntimeError):
-    """The second look did not confirm what was read: nothing of the file is written."""
-
-    def __init__(self, status: str) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 @dataclass
@@ -147,7 +136,7 @@ class FileWorker:
         """Before anything of a file is written: the second look must confirm `snap`."""
         why = self.ctx.looks.confirm(path, snap)
         if why is not None:
-            raise _NotConfirmedError(why)
+            raise NotConfirmedError(why)
 
     # --- one file -----------------------------------------------------------------------
 
@@ -161,7 +150,7 @@ class FileWorker:
             return FileOutcome(remote.path, "unchanged", entry.version)
         try:
             return self._load(index, remote, snap, entry, exclusive)
-        except _NotConfirmedError as exc:
+        except NotConfirmedError as exc:
             return FileOutcome(remote.path, exc.status)
         except FileChangedError as exc:
             return FileOutcome(remote.path, "unstable", error=str(exc))
@@ -181,7 +170,7 @@ class FileWorker:
         except FileFaultError as fault:
             try:
                 return self._record_failure(remote, snap, entry, fault.reason)
-            except _NotConfirmedError as not_confirmed:
+            except NotConfirmedError as not_confirmed:
                 return FileOutcome(remote.path, not_confirmed.status)
 
     def _server_answers(self, path: str) -> bool:
@@ -362,16 +351,22 @@ class FileWorker:
             source.name, remote.path, outcome.version, snap.mtime, self.ctx.report.run_id
         )
         loader = FileLoader(
-            cur, source.schema, source.table_name, fmt, identity, source.null_values,
+            cur,
+            source.schema,
+            source.table_name,
+            fmt,
+            identity,
+            source.null_values,
+            columns=store.table_columns(cur, source.schema, source.table_name),
             ddl_allowed=ddl_allowed,
-        )  # fmt: skip
+        )
         age = (datetime.now(UTC) - snap.mtime).total_seconds() if snap.mtime else 0.0
-        reader = _LineReader(
+        reader = LineReader(
             stream,
             take_tail=gz or age >= source.final_line_seconds,
             first_line=0 if fresh or resumed is None else resumed.lines_consumed,
             preamble=source.skip_lines if fresh else 0,
-            want_header=fresh and fmt.kind == "csv" and source.header,
+            want_header=fresh and fmt.log_format.fixed_columns and source.header,
         )
         self._load_chunks(loader, reader, fmt)
         counts = loader.finish()
@@ -407,7 +402,7 @@ class FileWorker:
             format=loader.fmt.to_json(),
         )
 
-    def _load_chunks(self, loader: FileLoader, reader: _LineReader, fmt: FileFormat) -> None:
+    def _load_chunks(self, loader: FileLoader, reader: LineReader, fmt: FileFormat) -> None:
         # One chunk ahead: the next chunk is read and prepared while PostgreSQL absorbs the
         # current one (the fast path calls `ahead` once the current chunk's data is sent).
         chunks = reader.chunks(fmt.encoding, self.source.chunk_lines)
@@ -502,67 +497,6 @@ class FileWorker:
         return True
 
 
-# --- whose fault ------------------------------------------------------------------------
-
-# SQLSTATE classes about the server or the session, never about a file's bytes: connection
-# (08), authorisation (28), database (3D), transaction rollback (40: deadlock, serialisation),
-# resources (53: disk full, out of memory), object state (55: lock not available), operator
-# intervention (57: shutdown, cancel, timeout), system (58), internal (XX) and others' errors.
-_SERVER_SQLSTATE_CLASSES = frozenset({"08", "28", "3D", "40", "53", "55", "57", "58", "F0",
-                                      "HV", "P0", "XX"})  # fmt: skip
-# ... and single codes of other classes: no privilege, table or schema gone, read-only server.
-_SERVER_SQLSTATES = frozenset({"42501", "42P01", "3F000", "25006"})
-# Never a file's fault: the servers, the local machine, or the run's own control flow.
-_NOT_FILE_ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError,
-    SourceUnavailableError,
-    LocalWriteError,
-    ftplib.Error,
-    ConnectionError,
-    TimeoutError,
-    MemoryError,
-    RunStoppedError,
-    NeedsSchemaChangeError,
-    FileChangedError,
-    _NotConfirmedError,
-)
-
-
-def is_file_fault(exc: BaseException, conn: psycopg.Connection) -> bool:
-    """Whether an exception raised while a file's bytes were processed is that file's fault.
-
-    Yes by default (a parser bug met by odd bytes included): the file is marked failed and
-    the run goes on. No when the PostgreSQL connection is broken, for PostgreSQL errors about
-    the server or session (`_SERVER_SQLSTATE*`), for FTP and connection errors, an OSError
-    carrying an errno (the disk or the network: a broken gzip's OSError has none), memory,
-    and the run's own control flow: those stop the run and no file is marked.
-    """
-    if not isinstance(exc, Exception) or isinstance(exc, _NOT_FILE_ERRORS):
-        return False
-    if conn.closed or conn.broken:
-        return False
-    if isinstance(exc, psycopg.Error):
-        state = exc.sqlstate
-        if state is None:  # raised by the client library: a lost connection, or ours
-            return not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-        return state[:2] not in _SERVER_SQLSTATE_CLASSES and state not in _SERVER_SQLSTATES
-    return not (isinstance(exc, OSError) and exc.errno is not None)
-
-
-MAX_ERROR_CHARS = 2000
-
-
-def describe_fault(exc: BaseException) -> str:
-    """The ledger's error text: type and message (PostgreSQL's first line), no stack; safe to
-    store (no NUL, no lone surrogate)."""
-    message = str(exc)
-    if isinstance(exc, psycopg.Error):
-        message = message.splitlines()[0] if message else ""
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    text = text.replace("\x00", "\\x00")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_ERROR_CHARS]
-
-
 def tail_due(entry: LedgerEntry, final_line_seconds: float) -> bool:
     """An unchanged file whose last line (without newline) has now waited long enough."""
     if entry.status != store.LOADED or entry.offset_bytes >= entry.size or not entry.mtime:
@@ -580,77 +514,6 @@ class _Download:
     gz: bool
     head_hash: str | None
     head_len: int
-
-
-class _LineReader:
-    """Complete lines of a byte stream, in chunks, with line numbers and bytes consumed."""
-
-    def __init__(
-        self,
-        stream: IO[bytes],
-        take_tail: bool,
-        first_line: int,
-        preamble: int,
-        want_header: bool,
-    ) -> None:
-        self.stream = stream
-        self.take_tail = take_tail
-        self.line_no = first_line
-        self.preamble = preamble
-        self.want_header = want_header
-        self.header: str | None = None
-        self.bytes_consumed = 0
-
-    def chunks(self, encoding: str, size: int) -> Iterator[RawChunk]:
-        """Chunks of up to `size` lines (without their newline), read in large blocks."""
-        pending: list[bytes] = []
-        first = self.line_no + 1
-        for lines in self._line_blocks():
-            for index, line in enumerate(lines):
-                if not (self.preamble or self.want_header):
-                    pending.extend(lines[index:] if index else lines)
-                    break
-                first += 1
-                if self.preamble:
-                    self.preamble -= 1
-                elif line.strip():
-                    self.header = _decode_header(line, encoding)
-                    self.want_header = False
-            while len(pending) >= size:
-                yield RawChunk(first, pending[:size])
-                first += size
-                del pending[:size]
-        if pending:
-            yield RawChunk(first, pending)
-
-    def _line_blocks(self) -> Iterator[list[bytes]]:
-        """Lists of complete lines; counts lines and bytes consumed as it goes."""
-        rest = b""
-        while block := self.stream.read(BLOCK_BYTES):
-            rest += block
-            cut = rest.rfind(b"\n")
-            if cut < 0:
-                if len(rest) > MAX_LINE_BYTES:  # memory stays bounded, even for odd files
-                    raise UnparsableFileError(f"a line is longer than {MAX_LINE_BYTES} bytes")
-                continue
-            complete, rest = rest[: cut + 1], rest[cut + 1 :]
-            lines = complete.split(b"\n")
-            lines.pop()  # the empty string after the last newline
-            self.line_no += len(lines)
-            self.bytes_consumed += len(complete)
-            yield lines
-        if rest and self.take_tail:
-            self.line_no += 1
-            self.bytes_consumed += len(rest)
-            yield [rest]
-        # else: a partial last line waits for the next run
-
-
-def _decode_header(raw: bytes, encoding: str) -> str:
-    try:
-        return raw.decode(encoding).rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise UnparsableFileError(f"the header line is not valid {encoding}") from None
 
 
 def _digest(data: bytes) -> str:

@@ -1,8 +1,10 @@
-"""Format detection and line parsing: CSV/TSV, JSON Lines, text (+regex); gzip is transparent.
+"""Log formats: one class per format (detection, parsing, fast path), in one registry.
 
-Every physical line is one record (machine logs do not quote newlines), so each data line has a
-line number and raw text for the rejects table. A line is turned into a mapping of column name
-to string (or None): typing happens later, against the table's column types.
+CSV/TSV, JSON Lines and text (+regex); gzip is transparent. Every physical line is one record
+(machine logs do not quote newlines), so each data line has a line number and raw text for the
+rejects table. A line is turned into fields or a mapping of column name to string (or None):
+typing happens later, against the table's column types. A new format is one class here and
+one line in `LOG_FORMATS`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import codecs
 import csv
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 from sync_assets.core.pg import MAX_IDENTIFIER_BYTES, short_hash, with_suffix
 from sync_assets.core.settings import ConfigError
-from sync_assets.ftp.config import SourceConfig
+
+if TYPE_CHECKING:  # config imports this module's registry
+    from sync_assets.ftp.config import SourceConfig
 
 SAMPLE_BYTES = 64 * 1024
 DELIMITERS = (";", ",", "\t", "|")
@@ -44,6 +49,11 @@ class FileFormat:
     columns: tuple[str, ...] = ()
     regex: str | None = None
     compressed: bool = False
+
+    @property
+    def log_format(self) -> LogFormat:
+        """The registry's class for this file's kind (what it reads, whether COPY can)."""
+        return FORMATS_BY_KIND[self.kind]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -79,18 +89,6 @@ def detect_encoding(sample: bytes, configured: str | None) -> str:
             return "latin-1"
         return "cp1252"
     return "utf-8"
-
-
-_KIND_BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".jsonl": "jsonl"}
-_KIND_BY_SUFFIX |= {".ndjson": "jsonl", ".json": "jsonl", ".log": "text", ".txt": "text"}
-
-
-def _kind_from_name(name: str) -> str | None:
-    lower = name.lower().removesuffix(".gz")
-    for suffix, kind in _KIND_BY_SUFFIX.items():
-        if lower.endswith(suffix):
-            return kind
-    return None
 
 
 def _detect_delimiter(lines: Sequence[str]) -> str | None:
@@ -129,27 +127,31 @@ def detect_format(
     lines = [ln for ln in text.splitlines()[source.skip_lines :] if ln.strip()][:50]
     if len(sample) >= SAMPLE_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the sample may have cut the last line
-    kind = source.format
-    if kind == "tsv":
-        kind = "csv"
-    if kind == "auto":
-        kind = "text" if source.regex else (_kind_from_name(name) or _kind_from_content(lines))
-    if kind == "jsonl" or kind == "text":
-        regex = source.regex if kind == "text" else None
-        return FileFormat(kind, encoding, regex=regex, compressed=compressed)
-    delimiter = source.delimiter or ("\t" if source.format == "tsv" else None)
-    if name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) and not delimiter:
-        delimiter = "\t"
-    delimiter = delimiter or _detect_delimiter(lines) or ","
-    rows = [_sample_fields(ln, delimiter) for ln in lines[1 if source.header else 0 :]]
-    decimal = source.decimal or _detect_decimal(rows, delimiter)
-    return FileFormat("csv", encoding, delimiter, decimal, compressed=compressed)
+    log_format = configured_format(source.format)
+    if log_format is None:  # auto
+        log_format = (
+            TextFormat() if source.regex else (format_for_name(name) or sniff_format(lines))
+        )
+    return log_format.detect(name, lines, source, encoding, compressed)
 
 
-def _kind_from_content(lines: Sequence[str]) -> str:
-    if lines and all(ln.lstrip().startswith("{") for ln in lines[:5]):
-        return "jsonl"
-    return "csv" if _detect_delimiter(lines) else "text"
+def configured_format(name: str) -> LogFormat | None:
+    """The format a source's `format` option names; None for `auto` (detected per file)."""
+    return None if name == AUTO else LOG_FORMATS[name]
+
+
+def format_for_name(name: str) -> LogFormat | None:
+    """The format a file name's suffix (before any .gz) says, if any."""
+    lower = name.lower().removesuffix(".gz")
+    for log_format in LOG_FORMATS.values():
+        if lower.endswith(log_format.suffixes):
+            return log_format
+    return None
+
+
+def sniff_format(lines: Sequence[str]) -> LogFormat:
+    """The first format (in SNIFF_ORDER) whose look the sample lines have."""
+    return next(f for f in SNIFF_ORDER if f.looks_like(lines))
 
 
 def split_fields(line: str, delimiter: str) -> list[str]:
@@ -222,13 +224,8 @@ class LineParser:
         self._regex = re.compile(fmt.regex) if fmt.regex else None
         self._seen: set[str] = set(fmt.columns)
         self._jsonl_names: dict[str, str] = {}
-
-    def parse(self, line: str) -> dict[str, str | None]:
-        if self.fmt.kind == "csv":
-            return self._csv(line)
-        if self.fmt.kind == "jsonl":
-            return self._jsonl(line)
-        return self._text(line)
+        # Chosen once per file: no dispatch per line.
+        self.parse: Callable[[str], dict[str, str | None]] = fmt.log_format.line_parser(self)
 
     def parse_fields(self, line: str) -> list[str]:
         try:
@@ -244,10 +241,10 @@ class LineParser:
             raise RejectedLine(f"expected {expected} fields, found {len(values)}")
         return values
 
-    def _csv(self, line: str) -> dict[str, str | None]:
+    def parse_csv(self, line: str) -> dict[str, str | None]:
         return dict(zip(self.fmt.columns, self.parse_fields_checked(line), strict=True))
 
-    def _jsonl(self, line: str) -> dict[str, str | None]:
+    def parse_jsonl(self, line: str) -> dict[str, str | None]:
         try:
             obj = json.loads(line)
         except ValueError as exc:
@@ -263,7 +260,7 @@ class LineParser:
             self._jsonl_names[key] = name
         return name
 
-    def _text(self, line: str) -> dict[str, str | None]:
+    def parse_text(self, line: str) -> dict[str, str | None]:
         if self._regex is None:
             return {"line": line}
         match = self._regex.search(line)
@@ -282,3 +279,112 @@ def _json_value(value: object) -> str | None:
     if isinstance(value, int | float):
         return repr(value)
     return json.dumps(value, ensure_ascii=False)
+
+
+# --- the registry -------------------------------------------------------------------------
+
+AUTO = "auto"
+
+
+class LogFormat:
+    """One kind of log file: how it is recognised, detected in detail, and parsed."""
+
+    name: ClassVar[str]  # the source option's value (`format: ...`)
+    kind: ClassVar[str]  # FileFormat.kind, stored in the ledger
+    suffixes: ClassVar[tuple[str, ...]] = ()  # file names that say this format
+    # Positional fields under a header's column names (else each line names its columns).
+    fixed_columns: ClassVar[bool] = False
+    # Whether a clean chunk may go as COPY csv straight into the table (ftp/fastpath.py).
+    fast_path: ClassVar[bool] = False
+
+    def looks_like(self, lines: Sequence[str]) -> bool:
+        """Whether sampled lines (format `auto`, no telling suffix) look like this format."""
+        return False
+
+    def detect(
+        self, name: str, lines: Sequence[str], source: SourceConfig, encoding: str, compressed: bool
+    ) -> FileFormat:
+        return FileFormat(self.kind, encoding, compressed=compressed)
+
+    def line_parser(self, parser: LineParser) -> Callable[[str], dict[str, str | None]]:
+        """The parser's method that reads one line of this format."""
+        raise NotImplementedError
+
+    def fast_path_applies(self, fmt: FileFormat) -> bool:
+        """Whether a file read as `fmt` can take the fast path (it needs its columns)."""
+        return self.fast_path and bool(fmt.columns)
+
+
+class CsvFormat(LogFormat):
+    name = kind = "csv"
+    suffixes = (".csv",)
+    fixed_columns = True
+    fast_path = True
+    default_delimiter: ClassVar[str | None] = None
+
+    def looks_like(self, lines: Sequence[str]) -> bool:
+        return _detect_delimiter(lines) is not None
+
+    def detect(
+        self, name: str, lines: Sequence[str], source: SourceConfig, encoding: str, compressed: bool
+    ) -> FileFormat:
+        delimiter = source.delimiter or self.default_delimiter
+        if not delimiter and format_for_name(name) is LOG_FORMATS["tsv"]:
+            delimiter = "\t"
+        delimiter = delimiter or _detect_delimiter(lines) or ","
+        rows = [_sample_fields(ln, delimiter) for ln in lines[1 if source.header else 0 :]]
+        decimal = source.decimal or _detect_decimal(rows, delimiter)
+        return FileFormat(self.kind, encoding, delimiter, decimal, compressed=compressed)
+
+    def line_parser(self, parser: LineParser) -> Callable[[str], dict[str, str | None]]:
+        return parser.parse_csv
+
+
+class TsvFormat(CsvFormat):
+    """CSV with a tab by default (stored as `csv`: the delimiter is in the FileFormat)."""
+
+    name = "tsv"
+    suffixes = (".tsv", ".tab")
+    default_delimiter = "\t"
+
+
+class JsonLinesFormat(LogFormat):
+    name = kind = "jsonl"
+    suffixes = (".jsonl", ".ndjson", ".json")
+
+    def looks_like(self, lines: Sequence[str]) -> bool:
+        return bool(lines) and all(ln.lstrip().startswith("{") for ln in lines[:5])
+
+    def line_parser(self, parser: LineParser) -> Callable[[str], dict[str, str | None]]:
+        return parser.parse_jsonl
+
+
+class TextFormat(LogFormat):
+    """One `line` column, or the named groups of the source's regex."""
+
+    name = kind = "text"
+    suffixes = (".log", ".txt")
+
+    def looks_like(self, lines: Sequence[str]) -> bool:
+        return True  # whatever else a file is not
+
+    def detect(
+        self, name: str, lines: Sequence[str], source: SourceConfig, encoding: str, compressed: bool
+    ) -> FileFormat:
+        return FileFormat(self.kind, encoding, regex=source.regex, compressed=compressed)
+
+    def line_parser(self, parser: LineParser) -> Callable[[str], dict[str, str | None]]:
+        return parser.parse_text
+
+
+# By the `format` option's value; suffixes are tried in this order.
+LOG_FORMATS: dict[str, LogFormat] = {
+    f.name: f for f in (CsvFormat(), TsvFormat(), JsonLinesFormat(), TextFormat())
+}
+# By the kind stored in a FileFormat (tsv is stored as csv).
+FORMATS_BY_KIND: dict[str, LogFormat] = {
+    f.kind: f for f in LOG_FORMATS.values() if f.name == f.kind
+}
+# Content sniffing (format `auto`, no telling suffix): the first that fits.
+SNIFF_ORDER = (LOG_FORMATS["jsonl"], LOG_FORMATS["csv"], LOG_FORMATS["text"])
+FORMAT_NAMES = (AUTO, *LOG_FORMATS)

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 import psycopg
 
 from sync_assets.core.locks import advisory_lock
+from sync_assets.core.names import ftp_source_lock
 from sync_assets.core.secrets import redact
 from sync_assets.ftp import store
 from sync_assets.ftp.client import FTPClient, RetryPolicy
@@ -39,15 +40,9 @@ __all__ = [
     "classify",
     "ingest_source",
     "list_files",
-    "lock_name",
     "pending_bytes",
     "source_root",
 ]
-
-
-def lock_name(source: SourceConfig) -> str:
-    """The advisory lock that keeps two runs (or a run and `reingest`) of a source apart."""
-    return f"sync_assets.ftp:{source.name}"
 
 
 def ingest_source(
@@ -61,9 +56,11 @@ def ingest_source(
     started = time.monotonic()
     report = IngestReport(source.name, source.schema, source.table_name, run_id or uuid.uuid4().hex)
     logger = log or logging.getLogger(__name__)
-    with postgres_resource.connection(autocommit=True) as lock_conn, advisory_lock(
-        lock_conn, lock_name(source), source.lock_wait_seconds
-    ), postgres_resource.connection(autocommit=True) as conn:  # fmt: skip
+    with (
+        postgres_resource.connection(autocommit=True) as lock_conn,
+        advisory_lock(lock_conn, ftp_source_lock(source.name), source.lock_wait_seconds),
+        postgres_resource.connection(autocommit=True) as conn,
+    ):
         store.ensure_meta_tables(conn)
         store.ensure_target_table(conn, source.schema, source.table_name)
         _session(conn, source)
@@ -177,9 +174,15 @@ class _Run:
         counter = _RowCounter(self.postgres, self.source, self.log)  # before any commit
         workers = max(1, min(self.source.parallel_files, len(to_load)))
         ctx = RunContext(
-            self.source, self.report, self.log, self.delete_after, self.ledger, looks,
-            SchemaGate(parallel=workers > 1), redact=self._redact,
-        )  # fmt: skip
+            self.source,
+            self.report,
+            self.log,
+            self.delete_after,
+            self.ledger,
+            looks,
+            SchemaGate(parallel=workers > 1),
+            redact=self._redact,
+        )
         failed_before = {p for p, e in self.ledger.items() if e.status == store.FAILED}
         pool = _Pool(self, ctx, to_load, workers, first_alone=self._fresh_table())
         try:

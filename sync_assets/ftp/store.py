@@ -8,7 +8,6 @@ rejects and its ledger row are written in the same transaction.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -62,6 +61,27 @@ PROVENANCE_DDL = sql.SQL(
 ).format(
     *(provenance_default(c) for c in ("_source_file", "_file_version", "_file_mtime", "_run_id"))
 )
+
+
+@dataclass
+class FileIdentity:
+    """Which file (and version, in which run) a row comes from: its provenance columns."""
+
+    source: str
+    path: str
+    version: int
+    mtime: datetime | None
+    run_id: str
+
+    def provenance(self) -> dict[str, str]:
+        """The per-file provenance columns' values, as the fast path's settings carry them
+        (an empty setting is NULL, see the setting functions)."""
+        return {
+            "_source_file": self.path,
+            "_file_version": str(self.version),
+            "_file_mtime": self.mtime.isoformat() if self.mtime else "",
+            "_run_id": self.run_id,
+        }
 
 
 @dataclass
@@ -141,52 +161,11 @@ def ensure_target_table(conn: psycopg.Connection, schema: str, table: str) -> No
         _create_target_table(cur, schema, table)
 
 
-def line_sequence(table: str) -> str:
-    """Name of the sequence numbering the fast path's rows (fits 63 bytes, one per table)."""
-    return "ftp_line_" + hashlib.blake2b(table.encode("utf-8"), digest_size=8).hexdigest()
-
-
 def _create_target_table(cur: psycopg.Cursor, schema: str, table: str) -> None:
     ensure_schema(cur, schema)
     cur.execute(
         sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(ident(schema, table), PROVENANCE_DDL)
     )
-    # Earlier versions let PostgreSQL number the fast path's lines from this sequence (the
-    # default of `_line_number`); both paths now send the numbers, and the sequence and its
-    # default stay only so that tables and code of those versions keep working.
-    sequence = ident(schema, line_sequence(table))
-    cur.execute(sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}").format(sequence))
-    cur.execute(
-        "SELECT column_default FROM information_schema.columns WHERE table_schema = %s"
-        " AND table_name = %s AND column_name = '_line_number'",
-        (schema, table),
-    )
-    row = cur.fetchone()
-    if row is not None and not row[0]:  # ALTER only once: it locks the table
-        cur.execute(
-            sql.SQL("ALTER TABLE {} ALTER COLUMN _line_number SET DEFAULT nextval({})").format(
-                ident(schema, table), sql.Literal(sequence.as_string(None))
-            )
-        )
-    # Tables created before the provenance defaults existed get them (once: ALTER locks).
-    cur.execute(
-        "SELECT column_name, column_default FROM information_schema.columns"
-        " WHERE table_schema = %s AND table_name = %s AND column_name = ANY(%s)",
-        (schema, table, list(SETTINGS)),
-    )
-    missing = [c for c, default in cur.fetchall() if "ftp_setting_" not in (default or "")]
-    if missing:
-        cur.execute(
-            sql.SQL("ALTER TABLE {} {}").format(
-                ident(schema, table),
-                sql.SQL(", ").join(
-                    sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(
-                        ident(c), provenance_default(c)
-                    )
-                    for c in missing
-                ),
-            )
-        )
 
 
 def table_columns(cur: psycopg.Cursor, schema: str, table: str) -> dict[str, str]:

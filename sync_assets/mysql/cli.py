@@ -21,16 +21,6 @@ from sync_assets.mysql.table_list_store import load_table_list, save_table_list
 from sync_assets.resources import MySQLResource, PostgresResource, SourceUnavailableError
 
 
-def mysql_from_env() -> MySQLResource:
-    """The MySQL resource from the same variables the code location uses."""
-    defaults = {"port": "3306", "password": ""}
-    values = {
-        field: os.environ.get(env_name, defaults.get(field, ""))
-        for field, env_name in MySQLResource.env_names.items()
-    }
-    return MySQLResource(**values)
-
-
 def refresh_tables(resource: MySQLResource) -> tuple[list[str], str]:
     with closing(resource.connect()) as conn:
         tables = list_base_tables(conn, resource.database)
@@ -39,10 +29,10 @@ def refresh_tables(resource: MySQLResource) -> tuple[list[str], str]:
 
 
 def postgres_from_env() -> PostgresResource | None:
+    """The PostgreSQL resource when POSTGRES_HOST is set (the list's copy is optional)."""
     if not os.environ.get("POSTGRES_HOST"):
         return None
-    values = {f: os.environ[n] for f, n in PostgresResource.env_names.items() if n in os.environ}
-    return PostgresResource(**values)
+    return PostgresResource.from_env(resolved=True)
 
 
 def _copy_to_postgres(tables: list[str], database: str) -> None:
@@ -74,7 +64,7 @@ def _restore_from_postgres(database: str) -> None:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    mysql = mysql_from_env()
+    mysql = MySQLResource.from_env(resolved=True)
     try:
         tables, path = refresh_tables(mysql)
     except SourceUnavailableError:

@@ -22,6 +22,7 @@ from dagster._core.definitions.definitions_load_context import (
 from sync_assets import project_config
 from sync_assets.core.actions import record_action
 from sync_assets.core.errors import run_classified
+from sync_assets.core.freshness import mysql_freshness
 from sync_assets.core.metadata import table_metadata
 from sync_assets.core.names import MYSQL_GROUP, MYSQL_SOURCE_GROUP
 from sync_assets.core.placement import placement_metadata
@@ -184,6 +185,7 @@ def build_table_asset(
         kinds={"postgres"},
         group_name=GROUP,
         deps=[source],
+        freshness_policy=mysql_freshness(),
         description=(
             f"PostgreSQL table `{schema}.{table.lower()}`: a copy of MySQL `{table}`"
             f" (mode {options.mode}; incremental on a cursor column when possible)."

@@ -107,7 +107,11 @@ def run_doctor(_args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from sync_assets.devtools import demo
+    try:  # devtools is not in the production wheel or image
+        from sync_assets.devtools import demo
+    except ModuleNotFoundError:
+        print("the demo runs from a development checkout (scripts/demo), not from this install")
+        return 2
 
     demo_args = list(args.demo_args)
     if demo_args[:1] == ["--"]:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from sync_assets.core.metadata import ROW_COUNT
 from sync_assets.core.secrets import environment_secrets, redact
 
 SECRET_ENV_NAMES = ("POSTGRES_PASSWORD", "MYSQL_PASSWORD", "FTP_PASS")
-ROW_COUNT_KEY = "dagster/row_count"
 SENSOR_INTERVAL_SECONDS = 15
 MAX_ERROR_CHARS = 300
 
@@ -44,7 +44,7 @@ def run_figures(instance: dg.DagsterInstance, run_id: str) -> RunFigures:
     rows = 0
     for record in records:
         materialization = record.asset_materialization
-        value = materialization.metadata.get(ROW_COUNT_KEY) if materialization else None
+        value = materialization.metadata.get(ROW_COUNT) if materialization else None
         if value is not None and isinstance(value.value, int):
             rows += value.value
     return RunFigures(assets=len(records), rows=rows)

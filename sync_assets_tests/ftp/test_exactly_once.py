@@ -18,10 +18,11 @@ import time
 import pytest
 from pyftpdlib.handlers import FTPHandler
 
+from sync_assets.core.failpoint import FAILPOINT_ENV
 from sync_assets.core.locks import LockBusyError, advisory_lock
+from sync_assets.core.names import ftp_source_lock
 from sync_assets.devtools.ftp_server import ListOnlyFTPHandler
-from sync_assets.ftp.ingest import ingest_source, lock_name
-from sync_assets.ftp.loader import FAILPOINT_ENV
+from sync_assets.ftp.ingest import ingest_source
 from sync_assets_tests.conftest import make_ftp_resource
 from sync_assets_tests.ftp.conftest import ledger, rows, set_age, write_file
 
@@ -59,10 +60,10 @@ def test_file_still_being_written_is_skipped_then_loaded(
 
     writer = threading.Thread(target=keep_writing)
     writer.start()
-    report = ingest_source(ftp, pg_resource, busy.with_overrides(include=("upload.csv",)))
+    report = ingest_source(ftp, pg_resource, dataclasses.replace(busy, include=("upload.csv",)))
     writer.join()
     assert [f.status for f in report.files] == ["unstable"] and report.rows_loaded == 0
-    report = ingest_source(ftp, pg_resource, busy.with_overrides(include=("upload.csv",)))
+    report = ingest_source(ftp, pg_resource, dataclasses.replace(busy, include=("upload.csv",)))
     assert report.rows_loaded == 3
 
 
@@ -180,7 +181,7 @@ def _run_child_until_killed(ftp, pg_resource, source, failpoint: str) -> None:
     args = {
         "ftp": ftp.model_dump(),
         "pg": pg_resource.model_dump(),
-        "source": {k: v for k, v in dataclasses.asdict(source).items() if k != "options"},
+        "source": dataclasses.asdict(source),
     }
     env = {**os.environ, "CHILD_ARGS": json.dumps(args), FAILPOINT_ENV: failpoint}
     child = subprocess.run(
@@ -268,7 +269,7 @@ def test_two_runs_of_a_source_never_interleave(ftp_server, pg_resource, make_sou
     source = make_source("locked", lock_wait_seconds=0.3)
     with (
         pg_resource.connection(autocommit=True) as conn,
-        advisory_lock(conn, lock_name(source)),
+        advisory_lock(conn, ftp_source_lock(source.name)),
         pytest.raises(LockBusyError),
     ):
         ingest_source(make_ftp_resource(ftp_server), pg_resource, source)

@@ -25,6 +25,7 @@ from pyftpdlib.handlers import FTPHandler
 from sync_assets.core.settings import ConfigError
 from sync_assets.devtools.ftp_server import ListOnlyFTPHandler
 from sync_assets.ftp import filework
+from sync_assets.ftp import lines as line_reader
 from sync_assets.ftp.cli import reingest
 from sync_assets.ftp.definitions import CHECK_NAME, build_log_asset, build_source_spec
 from sync_assets.ftp.ingest import ingest_source
@@ -173,8 +174,8 @@ def test_a_failed_file_is_retried_only_when_changed_and_loads_once_after_a_fix_a
     write_file(server.root, "b.csv", _csv_with_long_line(10))
     ftp, source = make_ftp_resource(server), make_source("fix")
     # The "parser" of this test cannot read lines longer than 1000 bytes: a.csv fails.
-    monkeypatch.setattr(filework, "MAX_LINE_BYTES", 1000)
-    monkeypatch.setattr(filework, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(line_reader, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(line_reader, "BLOCK_BYTES", 512)
 
     first = ingest_source(ftp, pg_resource, source)
     assert first.newly_failed == ["/a.csv"] and list(first.failed_files) == ["/a.csv"]

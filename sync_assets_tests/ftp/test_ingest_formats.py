@@ -5,10 +5,6 @@ from __future__ import annotations
 import gzip
 from datetime import UTC, datetime
 
-import psycopg
-import pytest
-from psycopg import sql
-
 from sync_assets.ftp.ingest import ingest_source
 from sync_assets_tests.conftest import make_ftp_resource
 from sync_assets_tests.ftp.conftest import column_types, ledger, rejects, rows, write_file
@@ -185,39 +181,6 @@ def test_fast_and_line_by_line_paths_give_the_same_rows(
     provenance = rows(pg_conn, source, "DISTINCT _source_file, _file_version, _file_mtime, _run_id")
     mtime = datetime.fromtimestamp(int((ftp_server.root / "crlf.csv").stat().st_mtime), UTC)
     assert provenance == [("/crlf.csv", 1, mtime, report.run_id)]
-
-
-def test_a_table_of_an_earlier_version_gets_the_provenance_defaults(
-    ftp_server, pg_resource, pg_conn, make_source
-):
-    """Tables created before the provenance defaults (every value sent per line) still load:
-    the defaults are added once, and the fast path's rows carry the file's provenance."""
-    source = make_source("olddefaults")
-    table = sql.Identifier(source.schema, source.table_name)
-    with pg_conn.transaction():
-        pg_conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(source.schema)))
-        pg_conn.execute(
-            sql.SQL(
-                "CREATE TABLE {} (_source_file text NOT NULL, _file_version integer NOT NULL,"
-                " _line_number bigint NOT NULL, _file_mtime timestamptz,"
-                " _ingested_at timestamptz NOT NULL DEFAULT now(), _run_id text, a bigint)"
-            ).format(table)
-        )
-        pg_conn.execute(
-            sql.SQL("INSERT INTO {} VALUES ('/old.csv', 1, 2, NULL, now(), 'r0', 7)").format(table)
-        )
-    write_file(ftp_server.root, "new.csv", b"a;b\n1;x\n2;y\n")
-    report = ingest_source(make_ftp_resource(ftp_server), pg_resource, source)
-    assert (report.rows_loaded, report.files[0].fast_chunks) == (2, 1)
-    got = rows(pg_conn, source, "_source_file, _file_version, _line_number, _run_id, a, b", "a")
-    assert got == [
-        ("/new.csv", 1, 2, report.run_id, 1, "x"),
-        ("/new.csv", 1, 3, report.run_id, 2, "y"),
-        ("/old.csv", 1, 2, "r0", 7, None),
-    ]
-    # Outside a load (no settings), a row without provenance is refused, never mislabelled.
-    with pytest.raises(psycopg.errors.NotNullViolation), pg_conn.transaction():
-        pg_conn.execute(sql.SQL("INSERT INTO {} (_line_number, a) VALUES (1, 1)").format(table))
 
 
 def test_number_out_of_range_is_a_rejected_line(ftp_server, pg_resource, pg_conn, make_source):

@@ -29,7 +29,6 @@ from psycopg import sql
 
 from sync_assets.ftp import store
 from sync_assets.ftp.config import SourceConfig
-from sync_assets.ftp.filework import MAX_LINE_BYTES, _LineReader
 from sync_assets.ftp.formats import (
     SAMPLE_BYTES,
     FileFormat,
@@ -40,8 +39,10 @@ from sync_assets.ftp.formats import (
     header_columns,
 )
 from sync_assets.ftp.ingest import ingest_source
-from sync_assets.ftp.loader import FileIdentity, FileLoader, RawChunk, decode_chunk
+from sync_assets.ftp.lines import MAX_LINE_BYTES, LineReader, RawChunk, decode_chunk
+from sync_assets.ftp.loader import FileLoader
 from sync_assets.ftp.parallel import NeedsSchemaChangeError
+from sync_assets.ftp.store import FileIdentity
 from sync_assets.ftp.types import BadValue, converter_for, infer_type
 from sync_assets_tests.conftest import make_ftp_resource, pg_admin_connect
 from sync_assets_tests.ftp.conftest import ledger, write_file
@@ -117,7 +118,7 @@ SOURCES = st.builds(
 
 def _parse_everything(name: str, data: bytes, source: SourceConfig) -> None:
     fmt = detect_format(name, data[:SAMPLE_BYTES], source)
-    reader = _LineReader(io.BytesIO(data), True, 0, source.skip_lines, source.header)
+    reader = LineReader(io.BytesIO(data), True, 0, source.skip_lines, source.header)
     parser = LineParser(fmt)
     for chunk in reader.chunks(fmt.encoding, 7):
         if reader.header is not None and fmt.kind == "csv" and not fmt.columns:
@@ -287,10 +288,14 @@ def test_fast_and_line_paths_agree_wherever_both_accept(
         columns = tuple(f"c{i}" for i in range(len(TYPES)))
         fmt = FileFormat("csv", encoding, delimiter, decimal, columns)
         with pg_conn.transaction(force_rollback=True), pg_conn.cursor() as cur:
-            fast = FileLoader(cur, schema, table, fmt, _identity("fast"), nulls, ddl_allowed=False)
+            fast = FileLoader(
+                cur, schema, table, fmt, _identity("fast"), nulls, **_cols(cur, typed_table)
+            )
             assert fast.fast is not None
             fast_ok = fast.fast.load(RawChunk(1, raws))
-            slow = FileLoader(cur, schema, table, fmt, _identity("slow"), nulls, ddl_allowed=False)
+            slow = FileLoader(
+                cur, schema, table, fmt, _identity("slow"), nulls, **_cols(cur, typed_table)
+            )
             try:
                 slow.load_lines(decode_chunk(raws, 1, encoding))
                 slow_ok = slow.counts.rows_rejected == 0
@@ -303,6 +308,11 @@ def test_fast_and_line_paths_agree_wherever_both_accept(
     agree()
     # The property was really exercised, on chunks of several lines too.
     assert len(agreed) >= 40 and max(agreed) > 1, agreed
+
+
+def _cols(cur: psycopg.Cursor, typed_table: tuple[str, str]) -> dict[str, object]:
+    """The loader's keyword arguments: the table's columns, no DDL (the table is shared)."""
+    return {"columns": store.table_columns(cur, *typed_table), "ddl_allowed": False}
 
 
 def _identity(path: str) -> FileIdentity:
@@ -334,7 +344,9 @@ def test_postgres_only_forms_go_line_by_line_and_are_rejects(
     for other in ("x", "-"):  # without and with a NULL sentinel in the chunk
         raws = [";".join(fields).encode(), f"2;3;f;2026-11-28 10:00:00;{other}".encode()]
         with pg_conn.transaction(force_rollback=True), pg_conn.cursor() as cur:
-            loader = FileLoader(cur, schema, table, fmt, _identity("f"), nulls, ddl_allowed=False)
+            loader = FileLoader(
+                cur, schema, table, fmt, _identity("f"), nulls, **_cols(cur, typed_table)
+            )
             assert loader.fast is not None and not loader.fast.load(RawChunk(1, raws))
             loader.load_chunk(RawChunk(1, raws))
             assert (loader.counts.rows_loaded, loader.counts.rows_rejected) == (1, 1)

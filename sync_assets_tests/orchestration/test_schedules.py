@@ -8,9 +8,14 @@ import pytest
 
 from sync_assets.core.errors import STEP_RETRIES
 from sync_assets.core.settings import ConfigError
+from sync_assets.ftp.config import SourceConfig
+from sync_assets.ftp.definitions import build_log_asset, build_source_spec
+from sync_assets.mysql.config import TableOptions
+from sync_assets.mysql.definitions import build_table_asset
 from sync_assets.orchestration import run_log, schedules
-from sync_assets.orchestration.definitions import build_orchestration_defs, with_freshness
+from sync_assets.orchestration.definitions import build_orchestration_defs
 from sync_assets.orchestration.jobs import JOB_TAG
+from sync_assets.resources import build_resources
 
 
 @dg.asset(key=["legacy", "film"], group_name="legacy_mysql")
@@ -29,11 +34,19 @@ def other() -> None: ...
 
 
 def _defs() -> dg.Definitions:
-    return with_freshness(
-        dg.Definitions.merge(
-            dg.Definitions(assets=[legacy_film, logs_press, other, FTP_SOURCE]),
-            build_orchestration_defs(),
-        )
+    return dg.Definitions.merge(
+        dg.Definitions(assets=[legacy_film, logs_press, other, FTP_SOURCE]),
+        build_orchestration_defs(),
+    )
+
+
+def _built_defs() -> dg.Definitions:
+    """The two sides' assets as their builders make them (freshness is set there)."""
+    press = SourceConfig(name="press")
+    mysql_source, film = build_table_asset("film", TableOptions(name="film"), "legacy")
+    return dg.Definitions(
+        assets=[film, mysql_source, build_log_asset(press), build_source_spec(press), other],
+        resources=build_resources(),
     )
 
 
@@ -115,7 +128,7 @@ def test_other_jobs_run_does_not_block_and_finished_runs_do_not_either(instance)
 
 
 def test_freshness_windows_apply_per_group() -> None:
-    graph = _defs().resolve_asset_graph()
+    graph = _built_defs().resolve_asset_graph()
     policy = graph.get(dg.AssetKey(["logs", "press"])).freshness_policy
     assert policy.fail_window.to_timedelta() == dt.timedelta(minutes=15)
     policy = graph.get(dg.AssetKey(["legacy", "film"])).freshness_policy

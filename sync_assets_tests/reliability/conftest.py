@@ -60,7 +60,7 @@ def spawn_run(args: dict[str, Any], env: dict[str, str] | None = None) -> subpro
 
 
 def ftp_run_args(ftp: Any, pg: PostgresResource, source: SourceConfig) -> dict[str, Any]:
-    fields = {k: v for k, v in dataclasses.asdict(source).items() if k != "options"}
+    fields = dataclasses.asdict(source)
     return {"kind": "ftp", "ftp": ftp.model_dump(), "pg": pg.model_dump(), "source": fields}
 
 

@@ -6,6 +6,7 @@ whose server is up must not notice, and once the server is back the next run loa
 exactly once.
 """
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import TypeVar
@@ -172,7 +173,7 @@ def test_two_ftp_runs_at_once_never_double(
         wait_until(GatedDownloads.reached.is_set, "the first run's download (lock held)")
         sessions = len(sync_sessions(pg_conn, pg_resource.database))
         second = spawn_run(
-            ftp_run_args(ftp, pg_resource, source.with_overrides(lock_wait_seconds=lock_wait))
+            ftp_run_args(ftp, pg_resource, dataclasses.replace(source, lock_wait_seconds=lock_wait))
         )
         if lock_wait > 1:  # the second run is connected and polling the lock
             wait_until(lambda: len(sync_sessions(pg_conn, pg_resource.database)) > sessions,

@@ -1,0 +1,362 @@
+"""The COPY fast path: a clean CSV chunk goes straight into the typed table as COPY csv.
+
+PostgreSQL parses and types the values; Python only rewrites bytes, with whole-chunk C
+operations (numpy, `bytes.join`, `bytes %`), no loop per line in the common case:
+decimal commas → points in the double columns, each line's number in front of it, and NULL
+sentinels → empty fields (that case line by line). The provenance constant per file is not
+sent per line: the target's column defaults read it from transaction-local settings set
+right before each COPY (see store.SETTINGS).
+
+A chunk with quotes, blank lines, NULs or a form only PostgreSQL reads is not attempted, and
+one whose COPY PostgreSQL refuses is rolled back (savepoint): the caller then loads it line by
+line, so the rows are the same either way. Costs and their history: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from sync_assets.core.failpoint import failpoint
+from sync_assets.core.pg import ident
+from sync_assets.ftp import store
+from sync_assets.ftp.formats import FileFormat
+from sync_assets.ftp.lines import RawChunk
+from sync_assets.ftp.store import FileIdentity
+from sync_assets.ftp.types import DOUBLE
+
+# COPY data is handed to psycopg in pieces of this size (a failpoint between pieces).
+WRITE_BYTES = 1024 * 1024
+
+# Python codec names (as codecs.lookup spells them) → PostgreSQL client encodings.
+PG_ENCODINGS = {
+    "utf-8": "UTF8",
+    "utf-8-sig": "UTF8",
+    "cp1252": "WIN1252",
+    "latin-1": "LATIN1",
+    "iso8859-1": "LATIN1",
+    "iso8859-15": "LATIN9",
+}
+
+
+class _FastPathMismatchError(RuntimeError):
+    """COPY took a different number of rows than lines given: redo the chunk line by line."""
+
+
+class ChunkRewriter:
+    """The pure half of the fast path: a chunk's bytes → its COPY csv data, or None."""
+
+    def __init__(
+        self,
+        fmt: FileFormat,
+        nulls: Iterable[str],
+        column_types: Mapping[str, str],
+        pg_encoding: str,
+    ) -> None:
+        self.delimiter = fmt.delimiter.encode("ascii")
+        self.width = len(fmt.columns)
+        # The sentinels as bytes of the file's encoding ("utf-8-sig" would prefix a BOM to
+        # each, and no field would ever match: NaN loaded as NaN on this path only).
+        encoding = "utf-8" if fmt.encoding == "utf-8-sig" else fmt.encoding
+        self.null_bytes = frozenset(v.encode(encoding) for v in nulls if v)
+        # Cheap pre-filter of the fields that may be a sentinel: their length and first byte.
+        np = _numpy()
+        self.null_longest = max(map(len, self.null_bytes), default=0)
+        self.null_first = np.zeros(256, dtype=bool)
+        self.null_first[[v[0] for v in self.null_bytes]] = True
+        types = [column_types.get(column) for column in fmt.columns]
+        doubles = [i for i, t in enumerate(types) if t == DOUBLE]
+        # With a comma delimiter no field can hold a comma: nothing to rewrite.
+        self.double_indexes = doubles if fmt.decimal == "," and self.delimiter != b"," else []
+        self.double_mask = np.zeros(self.width, dtype=bool)
+        self.double_mask[self.double_indexes] = True
+        # PostgreSQL reads a few forms the line path refuses (`now`, `epoch`, `Infinity`,
+        # month or zone names): fields of the double and timestamp columns must start (a
+        # timestamp) and end (both) like a value the line path reads, else the chunk goes
+        # line by line, so that both paths load the same rows (fuzz-tested).
+        self.time_indexes = [i for i, t in enumerate(types) if t and t.startswith("timestamp")]
+        self.checked_indexes = [*self.time_indexes, *doubles]
+        # Each line is its number, the delimiter and the rewritten line (`%` escaped).
+        self.line_format = b"%d" + self.delimiter.replace(b"%", b"%%") + b"%b\n"
+        self.pg_encoding = pg_encoding
+        self.columns = fmt.columns
+        self.delimiter_text = fmt.delimiter
+
+    @staticmethod
+    def build(
+        fmt: FileFormat, nulls: Iterable[str], column_types: Mapping[str, str]
+    ) -> ChunkRewriter | None:
+        """The rewriter for this format, or None when the format rules the fast path out."""
+        pg_encoding = PG_ENCODINGS.get(fmt.encoding)
+        if pg_encoding is None or len(fmt.delimiter) != 1 or fmt.delimiter in '"\r\n\\':
+            return None
+        if not fmt.delimiter.isascii() or len(fmt.columns) < 2:
+            return None
+        nulls = frozenset(nulls)
+        if "" not in nulls:  # COPY's NULL '' would make empty fields NULL: not wanted
+            return None
+        return ChunkRewriter(fmt, nulls, column_types, pg_encoding)
+
+    # --- bytes (pure) -------------------------------------------------------------------
+
+    def copy_data(self, chunk: RawChunk) -> bytes | None:
+        """The chunk's COPY data, or None when it is not for the fast path (quotes, NULs, a
+        stray CR, or a line with the wrong field count, which includes blank lines)."""
+        data = b"\n".join(chunk.raws)
+        if b"\r" in data:  # CRLF files: drop the CRs (a stray CR elsewhere: no fast path)
+            data = data.replace(b"\r\n", b"\n").removesuffix(b"\r")
+        if b'"' in data or b"\x00" in data or b"\r" in data:
+            return None  # the line-by-line path decides
+        lines = self._rewrite(data + b"\n")
+        if lines is None:
+            return None
+        return self._numbered(lines, chunk.first_line)
+
+    def _numbered(self, lines: list[bytes], first: int) -> bytes:
+        """COPY lines: each line's number (first, first+1, ...), then its rewritten fields.
+
+        The numbers are sent rather than drawn from a sequence by PostgreSQL (a volatile
+        default per row turns off COPY's batched inserts). Each number's prefix is formatted
+        once per process and reused by every file (`_line_heads`), so a chunk is one
+        C-level join; beyond the cached numbers, one `bytes %` over the chunk formats them.
+        """
+        count = len(lines)
+        heads = _line_heads(self.delimiter, first + count)
+        if heads is not None:
+            parts: list[bytes] = [b""] * (2 * count)
+            parts[0::2] = heads[first : first + count]
+            parts[1::2] = lines
+            parts[0] = parts[0][1:]  # no newline before the first line
+            return b"".join(parts) + b"\n"
+        values: list[int | bytes] = [0] * (2 * count)
+        values[0::2] = range(first, first + count)
+        values[1::2] = lines
+        return (self.line_format * count) % tuple(values)
+
+    def _rewrite(self, data: bytes) -> list[bytes] | None:
+        """The chunk's lines with decimal commas → points in the double columns; None if some
+        line has the wrong field count. `data` is the lines, each ending with a newline.
+
+        Whole-chunk array operations find where each line's fields are (no Python work per
+        field); chunks with NULL sentinels (`-`, `NaN`, ...) go line by line.
+        """
+        np = _numpy()
+        codes = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(codes == NEWLINE)
+        delims = np.flatnonzero(codes == self.delimiter[0])
+        count, step = len(ends), self.width - 1
+        if len(delims) != count * step:
+            return None
+        # Field ends in order: line i's delimiters, then its newline (if the counts fit).
+        stops = np.empty((count, self.width), dtype=np.int64)
+        stops[:, :step] = delims.reshape(count, step)
+        stops[:, step] = ends
+        stops = stops.ravel()
+        starts = np.empty_like(stops)
+        starts[0], starts[1:] = 0, stops[:-1] + 1
+        if (starts > stops).any():  # a line with too many delimiters, another too few
+            return None
+        if self._has_null_sentinel(data, codes, starts, stops):
+            return self._rewrite_lines(data.split(b"\n")[:-1])
+        if self._postgres_only_forms(codes, starts.reshape(count, -1), stops.reshape(count, -1)):
+            return None
+        if self.double_indexes:
+            data = self._points(data, codes, stops)
+        lines = data.split(b"\n")
+        lines.pop()  # the empty string after the last newline
+        return lines
+
+    def _postgres_only_forms(self, codes: Any, starts: Any, stops: Any) -> bool:
+        """Whether a non-empty field of a timestamp column does not start with a digit, or
+        one of a timestamp or double column does not end like a value (one gather per
+        column, no work per field in Python). `starts`/`stops`: one row per line."""
+        for index in self.checked_indexes:
+            first, end = starts[:, index], stops[:, index]
+            filled = end > first
+            if not _VALUE_END[codes[end[filled] - 1]].all():
+                return True
+            if index in self.time_indexes and not _DIGIT[codes[first[filled]]].all():
+                return True
+        return False
+
+    def _has_null_sentinel(self, data: bytes, codes: Any, starts: Any, stops: Any) -> bool:
+        """Whether some field is exactly a NULL sentinel (other than the empty string, which
+        COPY's `NULL ''` already makes NULL). Candidates by length and first byte first."""
+        if not self.null_bytes:
+            return False
+        np = _numpy()
+        lengths = stops - starts
+        maybe = (lengths > 0) & (lengths <= self.null_longest) & self.null_first[codes[starts]]
+        candidates = np.flatnonzero(maybe)
+        nulls = self.null_bytes
+        return any(
+            data[a:b] in nulls
+            for a, b in zip(starts[candidates].tolist(), stops[candidates].tolist(), strict=True)
+        )
+
+    def _points(self, data: bytes, codes: Any, stops: Any) -> bytes:
+        """Decimal commas → points, only in the double columns: a comma's field is the
+        number of field ends before it, modulo the width (every line has `width` fields)."""
+        np = _numpy()
+        commas = np.flatnonzero(codes == COMMA)
+        if not len(commas):
+            return data
+        wanted = self.double_mask[np.searchsorted(stops, commas) % self.width]
+        if wanted.all():
+            return data.replace(b",", b".")  # one C-level pass, the common case
+        if not wanted.any():
+            return data
+        buffer = bytearray(data)
+        np.frombuffer(buffer, dtype=np.uint8)[commas[wanted]] = ord(".")
+        return bytes(buffer)
+
+    def _rewrite_lines(self, raws: list[bytes]) -> list[bytes] | None:
+        """Line by line (NULL sentinels present): sentinels → empty, decimal commas → points."""
+        delim, width = self.delimiter, self.width
+        doubles, nulls = self.double_indexes, self.null_bytes
+        out = []
+        for line in raws:
+            fields = line.split(delim)
+            if len(fields) != width:
+                return None
+            for index in doubles:
+                fields[index] = fields[index].replace(b",", b".")
+            if not nulls.isdisjoint(fields):
+                fields = [b"" if f in nulls else f for f in fields]
+            if any(_postgres_only(fields[i], i in self.time_indexes) for i in self.checked_indexes):
+                return None  # see _postgres_only_forms
+            out.append(delim.join(fields))
+        return out
+
+
+class FastCopy:
+    """The fast path of one file for one set of column types (rebuilt when they change):
+    COPY csv of clean chunks into `schema.table`, the file's provenance in settings."""
+
+    def __init__(
+        self,
+        cur: psycopg.Cursor,
+        schema: str,
+        table: str,
+        rewriter: ChunkRewriter,
+        identity: FileIdentity,
+    ) -> None:
+        self.cur = cur
+        self.rewriter = rewriter
+        self.settings = sql.SQL("SELECT {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("set_config({}, {}, true)").format(
+                    sql.Literal(store.SETTINGS[column][0]), sql.Literal(value)
+                )
+                for column, value in identity.provenance().items()
+            )
+        )
+        self.statement = sql.SQL(
+            "COPY {} ({}) FROM STDIN WITH (FORMAT csv, DELIMITER {}, NULL '', ENCODING {})"
+        ).format(
+            ident(schema, table),
+            sql.SQL(", ").join(ident(c) for c in ["_line_number", *rewriter.columns]),
+            sql.Literal(rewriter.delimiter_text),
+            sql.Literal(rewriter.pg_encoding),
+        )
+
+    @staticmethod
+    def build(
+        cur: psycopg.Cursor,
+        schema: str,
+        table: str,
+        fmt: FileFormat,
+        nulls: Iterable[str],
+        column_types: Mapping[str, str],
+        identity: FileIdentity,
+    ) -> FastCopy | None:
+        """The fast path for this file, or None when its format rules it out."""
+        rewriter = ChunkRewriter.build(fmt, nulls, column_types)
+        return None if rewriter is None else FastCopy(cur, schema, table, rewriter, identity)
+
+    def copy_data(self, chunk: RawChunk) -> bytes | None:
+        return self.rewriter.copy_data(chunk)
+
+    def load(self, chunk: RawChunk, ahead: Callable[[], None] | None = None) -> int | None:
+        """COPY the chunk in a savepoint: the rows loaded, or None when the chunk is not for
+        the fast path or PostgreSQL refused it (nothing of it written).
+
+        `ahead` (the caller's next chunk) runs once all of this chunk's data is sent, while
+        PostgreSQL is still absorbing it."""
+        prepared, chunk.prepared = chunk.prepared, None
+        data = prepared[1] if prepared and prepared[0] is self else self.copy_data(chunk)
+        if data is None:
+            return None
+        lines = len(chunk.raws)  # CRLF → LF keeps the count
+        cur = self.cur
+        try:
+            with cur.connection.transaction():  # a savepoint inside the file's transaction
+                # The file's provenance for the columns' defaults: transaction-local, set in
+                # the savepoint right before the COPY that reads it.
+                cur.execute(self.settings)
+                with cur.copy(self.statement) as copy:
+                    view = memoryview(data)
+                    for start in range(0, len(data), WRITE_BYTES):
+                        copy.write(view[start : start + WRITE_BYTES])
+                        failpoint("mid_copy")
+                    if ahead is not None:  # next chunk, while PostgreSQL absorbs this one
+                        ahead()
+                if cur.rowcount != lines:
+                    raise _FastPathMismatchError(f"{cur.rowcount} rows for {lines} lines")
+        except (psycopg.DataError, _FastPathMismatchError):
+            return None  # a value, a field count or a byte PostgreSQL refuses
+        return lines
+
+
+NEWLINE = ord("\n")
+COMMA = ord(",")
+# Line numbers whose COPY prefix (b"\n<number><delimiter>") is kept, per delimiter: enough for
+# typical log files (memory: docs/performance.md).
+CACHED_LINE_NUMBERS = 100_000
+_heads: dict[bytes, list[bytes]] = {}
+_heads_lock = threading.Lock()
+
+
+def _line_heads(delimiter: bytes, end: int) -> list[bytes] | None:
+    """The cached prefixes of line numbers 0..CACHED_LINE_NUMBERS, if `end` is within them."""
+    if end > CACHED_LINE_NUMBERS:
+        return None
+    heads = _heads.get(delimiter)
+    if heads is None:
+        with _heads_lock:
+            heads = _heads.get(delimiter)
+            if heads is None:
+                head = b"\n%d" + delimiter.replace(b"%", b"%%")
+                heads = _heads[delimiter] = list(map(head.__mod__, range(CACHED_LINE_NUMBERS)))
+    return heads
+
+
+_np: Any = None
+_DIGITS = b"0123456789"
+_VALUE_ENDS = _DIGITS + b". Zz"  # 5, 5., a trailing space, 2026-11-28T10:00Z
+_DIGIT: Any = None
+_VALUE_END: Any = None
+
+
+def _postgres_only(field: bytes, timestamp: bool) -> bool:
+    """The per-line form of ChunkRewriter._postgres_only_forms for one field."""
+    if not field:
+        return False
+    return field[-1] not in _VALUE_ENDS or (timestamp and field[0] not in _DIGITS)
+
+
+def _numpy() -> Any:
+    """numpy, imported on first use (a pandas dependency; not needed to load definitions)."""
+    global _np, _DIGIT, _VALUE_END
+    if _np is None:
+        import numpy
+
+        _DIGIT, _VALUE_END = numpy.zeros(256, dtype=bool), numpy.zeros(256, dtype=bool)
+        _DIGIT[list(_DIGITS)] = True
+        _VALUE_END[list(_VALUE_ENDS)] = True
+        _np = numpy
+    return _np
