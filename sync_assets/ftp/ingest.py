@@ -23,13 +23,14 @@ import psycopg
 
 from sync_assets.core.locks import advisory_lock
 from sync_assets.ftp import store
-from sync_assets.ftp.client import FTPClient, RetryPolicy
+from sync_assets.ftp.client import RetryPolicy
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.filework import FileWorker, RunContext, tail_due
 from sync_assets.ftp.formats import PROVENANCE
 from sync_assets.ftp.listing import RemoteFile
 from sync_assets.ftp.parallel import SchemaGate, Snapshot, StableLooks
 from sync_assets.ftp.report import FileOutcome, IngestReport
+from sync_assets.ftp.sessions import RemoteClient, open_client
 from sync_assets.resources import FTPResource, PostgresResource, SourceUnavailableError
 
 __all__ = ["FileOutcome", "IngestReport", "ingest_source", "lock_name"]
@@ -98,9 +99,9 @@ class _Run:
         self.ledger = store.load_ledger(conn, source.name)
         self.delete_after = ftp_resource.should_delete_after_sync
 
-    def _client(self) -> FTPClient:
+    def _client(self) -> RemoteClient:
         policy = RetryPolicy(self.source.retries, self.source.retry_backoff_seconds)
-        return FTPClient(self.ftp_resource, policy, self.log)
+        return open_client(self.ftp_resource, policy, self.log)
 
     def close(self) -> None:
         self.report.reconnects = sum(c.reconnects for c in self.clients)
