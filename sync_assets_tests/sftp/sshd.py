@@ -10,6 +10,7 @@ real system users only, so the tests use one throwaway system user, `sync_assets
 
 from __future__ import annotations
 
+import os
 import pwd
 import secrets
 import shutil
@@ -111,6 +112,8 @@ class SSHServerHandle:
 
 def ensure_test_user(password: str) -> None:
     """Create the throwaway system user if missing (idempotent); set its password."""
+    if os.geteuid() != 0:
+        raise RuntimeError("the SFTP tests need root: they run sshd and add a system user")
     try:
         pwd.getpwnam(TEST_USER)
     except KeyError:

@@ -10,6 +10,7 @@ from sync_assets.core.settings import ConfigError
 from sync_assets.ftp.client import RetryPolicy
 from sync_assets.ftp.sessions import open_client
 from sync_assets.ftp.sftp_client import HostKeyRefusedError, RemoteFileError, SFTPClient
+from sync_assets.orchestration.cli import check_ftp
 from sync_assets.resources import FTPResource, SourceUnavailableError
 from sync_assets_tests.ftp.conftest import write_file
 from sync_assets_tests.sftp.conftest import KEY_PASSPHRASE, make_sftp_resource
@@ -31,6 +32,7 @@ def test_password_login_lists_stats_reads_and_deletes(sshd, sftp_resource) -> No
     client = open_client(sftp_resource, ONE_TRY)
     assert isinstance(client, SFTPClient)
     try:
+        assert client.absolute("sub") == f"{sshd.root}/sub"  # relative to the login directory
         found = dict(client.walk(str(sshd.root), recursive=True))
         assert sorted(found) == [f"{sshd.root}/a.log", f"{sshd.root}/sub/b.log"]
         size, mtime = client.stat(f"{sshd.root}/sub/b.log")
@@ -139,3 +141,21 @@ def test_protocol_settings() -> None:
     secret = FTPResource(protocol="sftp", password="pw-1", key_passphrase="kp-2")
     assert "pw-1" not in repr(secret) and "kp-2" not in repr(secret)
     assert secret.redact("x pw-1 kp-2") == "x *** ***"
+
+
+def test_doctor_checks_host_key_login_and_directory(sshd, known_hosts, monkeypatch) -> None:
+    env = {
+        "FTP_PROTOCOL": "sftp", "FTP_HOST": sshd.host, "FTP_PORT": str(sshd.port),
+        "FTP_USER": sshd.user, "FTP_PASS": sshd.password, "FTP_DIR": str(sshd.root),
+        "FTP_KNOWN_HOSTS": str(known_hosts),
+    }  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert check_ftp() == f"sftp://{sshd.user}@{sshd.host}:{sshd.port}{sshd.root}"
+    monkeypatch.setenv("FTP_DIR", f"{sshd.root}/missing")
+    with pytest.raises(SourceUnavailableError, match="FTP_DIR"):
+        check_ftp()
+    monkeypatch.setenv("FTP_KNOWN_HOSTS", str(known_hosts.parent / "empty"))
+    (known_hosts.parent / "empty").write_text("", encoding="utf-8")
+    with pytest.raises(HostKeyRefusedError, match="unknown"):
+        check_ftp()

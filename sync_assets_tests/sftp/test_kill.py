@@ -1,0 +1,108 @@
+"""SFTP runs killed from outside (SIGKILL of the run process, `reliability/runner.py`): mid-file
+while downloading, and between a file's commit and its delete. The next run loads every line
+exactly once and deletes only committed files."""
+
+import os
+import signal
+
+import psycopg
+import pytest
+
+from sync_assets.ftp.ingest import ingest_source
+from sync_assets.ftp.loader import FAILPOINT_ENV
+from sync_assets_tests.ftp.conftest import ledger, write_file
+from sync_assets_tests.reliability.conftest import (
+    csv_file,
+    finish,
+    ftp_run_args,
+    ids_by_file,
+    kill_hard,
+    spawn_run,
+    wait_until,
+)
+from sync_assets_tests.sftp.conftest import DeleteAudit, make_sftp_resource
+
+pytestmark = pytest.mark.slow
+
+BIG_LAST = 1_500_000  # big.csv: ~25 MB, many SFTP reads
+
+
+def _write(root, files: dict[str, tuple[int, int]]) -> dict[str, list[int]]:
+    for name, (first, last) in files.items():
+        write_file(root, name, csv_file(first, last))
+    return {f"{root}/{name}": list(range(first, last + 1)) for name, (first, last) in files.items()}
+
+
+def _bytes_served(sshd) -> int:
+    """Bytes read so far by the SFTP session processes (their files and sockets)."""
+    total = 0
+    for process in sshd.session_processes():
+        try:
+            total += process.io_counters().read_chars
+        except (OSError, ProcessLookupError):
+            continue
+    return total
+
+
+def test_sigkill_mid_download_then_next_run_loads_once(
+    sshd, known_hosts, pg_resource, pg_conn: psycopg.Connection, make_source
+) -> None:
+    expected = _write(sshd.root, {"a.csv": (1, 500), "big.csv": (501, BIG_LAST)})
+    big_size = (sshd.root / "big.csv").stat().st_size
+    source = make_source("sftp_kill_dl", parallel_files=1, chunk_lines=50_000)
+    sftp = make_sftp_resource(sshd, known_hosts, delete_after_sync="true")
+    child = spawn_run(ftp_run_args(sftp, pg_resource, source))
+    stopped = []
+    try:
+        # Wait until the server has served a few MB of big.csv, then freeze the SFTP server
+        # processes: the run is now blocked in the middle of that download.
+        wait_until(lambda: _bytes_served(sshd) > 4_000_000 or child.poll() is not None,
+                   "big.csv partly served", timeout=120)  # fmt: skip
+        stopped = sshd.session_processes()
+        for process in stopped:
+            process.send_signal(signal.SIGSTOP)
+        served = _bytes_served(sshd)
+        assert child.poll() is None, finish(child)
+        assert served < big_size / 2, f"{served} of {big_size} bytes served: not mid-file"
+        kill_hard(child)
+    finally:
+        for process in stopped:
+            try:
+                process.send_signal(signal.SIGCONT)
+            except OSError:
+                continue
+    after_kill = ids_by_file(pg_conn, source)
+    assert f"{sshd.root}/big.csv" not in after_kill  # nothing of the half-read file
+    assert all(after_kill[path] == expected[path] for path in after_kill)
+    assert (sshd.root / "big.csv").exists()
+
+    report = ingest_source(sftp, pg_resource, source)
+    assert report.files_failed == 0
+    assert ids_by_file(pg_conn, source) == expected  # every line exactly once
+    assert list(sshd.root.iterdir()) == []  # deleted once committed
+
+
+def test_sigkill_between_commit_and_delete(
+    sshd, known_hosts, pg_resource, pg_conn: psycopg.Connection, make_source
+) -> None:
+    expected = _write(sshd.root, {"a.csv": (1, 1000)})
+    source = make_source("sftp_kill_commit", parallel_files=1)
+    sftp = make_sftp_resource(sshd, known_hosts, delete_after_sync="true")
+    audit = DeleteAudit(sshd.root, pg_resource, source, expected)
+    try:
+        # The run kills itself (SIGKILL) right after the file's commit, before its delete.
+        child = spawn_run(ftp_run_args(sftp, pg_resource, source), {FAILPOINT_ENV: "after_commit"})
+        finish(child)
+        assert child.returncode == -signal.SIGKILL, child.stderr
+        assert ids_by_file(pg_conn, source) == expected  # committed ...
+        assert ledger(pg_conn, source)[f"{sshd.root}/a.csv"]["status"] == "loaded"
+        assert (sshd.root / "a.csv").exists()  # ... and not deleted
+        assert audit.audits == []
+
+        report = ingest_source(sftp, pg_resource, source)
+    finally:
+        audit.close()
+    assert report.rows_loaded == 0 and report.deleted == [f"{sshd.root}/a.csv"]
+    assert ids_by_file(pg_conn, source) == expected
+    assert audit.audits == [(f"{sshd.root}/a.csv", True)]
+    assert not os.path.exists(sshd.root / "a.csv")
