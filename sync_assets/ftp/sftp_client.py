@@ -91,8 +91,12 @@ class SFTPClient:
         if self._session is not None:
             transport, sftp = self._session
             self._session = None
-            sftp.close()
-            transport.close()
+            try:
+                sftp.close()  # on a dead connection this raises (EOFError): nothing to close
+            except (*TRANSIENT_ERRORS,):
+                pass
+            finally:
+                transport.close()
 
     def call(self, what: str, action: Callable[[paramiko.SFTPClient], T]) -> T:
         """Run `action` with retries: transient errors reconnect and back off."""
@@ -166,12 +170,17 @@ class SFTPClient:
                 if end > size:
                     raise ShortTransferError(f"{path!r} has {size} bytes, not {end}")
                 remote.seek(offset + written)
+                window_end = offset + written
                 while offset + written < end:
-                    window_end = min(end, offset + written + PREFETCH_WINDOW)
-                    remote.prefetch(window_end, max_concurrent_requests=PREFETCH_REQUESTS)
-                    written += _copy(remote, sink, window_end - offset - written, path)
-                    if offset + written < window_end:
+                    if offset + written >= window_end:
+                        window_end = min(end, offset + written + PREFETCH_WINDOW)
+                        remote.prefetch(window_end, max_concurrent_requests=PREFETCH_REQUESTS)
+                    block = remote.read(min(BLOCK_SIZE, window_end - offset - written))
+                    if not block:  # paramiko reads a dropped connection as end of file:
+                        remote.stat()  # a dead one raises here (retried), a live one is short
                         raise ShortTransferError(f"transfer ended at byte {offset + written}")
+                    _write_local(sink, block, path)
+                    written += len(block)  # counted per block: a retry resumes right here
             return written
 
         return self.call(f"download {path!r}", action)
@@ -184,18 +193,6 @@ class SFTPClient:
 
     def delete(self, path: str) -> None:
         self.call(f"delete {path!r}", lambda sftp: sftp.remove(path))
-
-
-def _copy(remote: paramiko.SFTPFile, sink: IO[bytes], count: int, path: str) -> int:
-    """Copy up to `count` bytes from `remote` to `sink`; fewer only at end of file."""
-    copied = 0
-    while copied < count:
-        block = remote.read(min(BLOCK_SIZE, count - copied))
-        if not block:
-            break
-        _write_local(sink, block, path)
-        copied += len(block)
-    return copied
 
 
 def _is_file_status(exc: BaseException) -> bool:

@@ -1,10 +1,13 @@
 """SFTP runs killed from outside (SIGKILL of the run process, `reliability/runner.py`): mid-file
-while downloading, and between a file's commit and its delete. The next run loads every line
-exactly once and deletes only committed files."""
+while downloading, and between a file's commit and its delete; and the server's side of the
+connection killed mid-file. The next run (or the retry) loads every line exactly once and
+deletes only committed files."""
 
 import os
 import signal
+import threading
 
+import psutil
 import psycopg
 import pytest
 
@@ -106,3 +109,50 @@ def test_sigkill_between_commit_and_delete(
     assert ids_by_file(pg_conn, source) == expected
     assert audit.audits == [(f"{sshd.root}/a.csv", True)]
     assert not os.path.exists(sshd.root / "a.csv")
+
+
+# paramiko's prefetch thread dies with "Socket is closed" when the connection drops under it
+# (its own thread: the download itself sees the error and retries).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_connection_dropped_mid_download_resumes_at_the_offset(
+    sshd, known_hosts, pg_resource, pg_conn: psycopg.Connection, make_source
+) -> None:
+    """The server side of the connections dies mid-file; the run reconnects and reads on from
+    the byte it had reached. Proof that the first bytes are not read again: while the server
+    is frozen between the break and the reconnect, they are overwritten (same size, same
+    mtime); the table must still hold the original lines."""
+    expected = _write(sshd.root, {"big.csv": (1, BIG_LAST)})
+    path = sshd.root / "big.csv"
+    source = make_source("sftp_drop", parallel_files=1, chunk_lines=50_000,
+                         retry_backoff_seconds=0.2)  # fmt: skip
+    sftp = make_sftp_resource(sshd, known_hosts)
+    result = {}
+    run = threading.Thread(
+        target=lambda: result.update(report=ingest_source(sftp, pg_resource, source))
+    )
+    run.start()
+    listener = psutil.Process(sshd.process.pid)
+    try:
+        wait_until(lambda: _bytes_served(sshd) > 4_000_000 or not run.is_alive(),
+                   "big.csv partly served", timeout=120)  # fmt: skip
+        assert run.is_alive(), result
+        listener.suspend()  # no new connection is served until the head is rewritten
+        for process in sshd.session_processes():
+            process.kill()  # the server side of the SSH connections dies mid-file
+        _rewrite_head(path, b"id;value\n1;7\n2;14\n", b"id;value\n7;1\n9;41\n")
+    finally:
+        listener.resume()
+        run.join(timeout=300)
+    report = result["report"]
+    assert report.reconnects >= 1 and report.files_failed == 0
+    assert ids_by_file(pg_conn, source) == expected  # original head: it was not read again
+
+
+def _rewrite_head(path, old: bytes, new: bytes) -> None:
+    """Replace the first bytes in place, keeping the size and the mtime."""
+    stat = path.stat()
+    with path.open("r+b") as handle:
+        assert handle.read(len(old)) == old
+        handle.seek(0)
+        handle.write(new)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
