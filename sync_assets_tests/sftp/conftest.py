@@ -22,6 +22,7 @@ from sync_assets_tests.sftp.sshd import (
     SSHServerHandle,
     ensure_test_user,
     generate_key,
+    lock_test_user,
     random_password,
     start_sshd,
 )
@@ -31,10 +32,11 @@ KEY_PASSPHRASE = "correct horse battery staple 42"
 
 
 @pytest.fixture(scope="session")
-def sftp_password() -> str:
+def sftp_password() -> Iterator[str]:
     password = random_password()
     ensure_test_user(password)
-    return password
+    yield password
+    lock_test_user()
 
 
 @pytest.fixture(scope="session")

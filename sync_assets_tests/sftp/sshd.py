@@ -4,8 +4,9 @@ Each server runs `/usr/sbin/sshd -D -e` on a free loopback port with its own ssh
 ed25519 host key, authorized_keys and a drop directory served by `internal-sftp`. sshd logs in
 real system users only, so the tests use one throwaway system user, `sync_assets_sftp`
 (no home, shell /usr/sbin/nologin, SFTP only through `ForceCommand`): created once with
-`useradd --system` when missing (idempotent), its password set per test session with
-`chpasswd`. Root is needed for that and for sshd itself (scripts/test runs as root on CI).
+`useradd --system` when missing (idempotent), a random password set per test session with
+`chpasswd` and locked again at its end (two test sessions at once would race on it). Root is
+needed for that and for sshd itself (scripts/test runs as root on CI).
 """
 
 from __future__ import annotations
@@ -125,6 +126,12 @@ def ensure_test_user(password: str) -> None:
     subprocess.run(
         ["chpasswd"], input=f"{TEST_USER}:{password}\n", text=True, check=True, capture_output=True
     )
+
+
+def lock_test_user() -> None:
+    """Lock the password again: no standing credential is left on the machine (a system sshd
+    with its default config would otherwise accept it)."""
+    subprocess.run(["usermod", "--lock", TEST_USER], check=True, capture_output=True)
 
 
 def generate_key(directory: Path, name: str, passphrase: str = "") -> KeyPair:
