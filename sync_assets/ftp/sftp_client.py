@@ -13,6 +13,7 @@ unknown or changed key is refused; nothing is ever added to known_hosts automati
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import io
 import logging
@@ -92,9 +93,8 @@ class SFTPClient:
             transport, sftp = self._session
             self._session = None
             try:
-                sftp.close()  # on a dead connection this raises (EOFError): nothing to close
-            except (*TRANSIENT_ERRORS,):
-                pass
+                with contextlib.suppress(*TRANSIENT_ERRORS):
+                    sftp.close()  # on a dead connection this raises (EOFError): nothing to do
             finally:
                 transport.close()
 
@@ -219,7 +219,11 @@ def open_transport(resource: FTPResource) -> paramiko.Transport:
     """A connected SSH transport whose host key was verified and whose login succeeded."""
     known = known_host_keys(resource)  # before connecting: a config error needs no server
     sock = socket.create_connection((resource.host_name, resource.port_number), resource.timeout)
-    transport = paramiko.Transport(sock)
+    try:
+        transport = paramiko.Transport(sock)
+    except BaseException:
+        sock.close()
+        raise
     try:
         transport.banner_timeout = transport.auth_timeout = resource.timeout
         if known:  # offer the known key's type first, as OpenSSH does

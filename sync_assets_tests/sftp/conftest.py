@@ -111,8 +111,9 @@ _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (n
 
 
 class DeleteAudit:
-    """Watches the drop directory with inotify; at each file deletion it checks, right then,
-    that the file's rows are committed in PostgreSQL (`audits`: (path, committed == expected))."""
+    """Watches the drop directory with inotify; as each file deletion is seen it checks that
+    the file's rows are committed in PostgreSQL (`audits`: (path, committed == expected)).
+    Complements the SIGKILL between commit and delete (test_kill.py), which pins the order."""
 
     def __init__(
         self,
@@ -133,10 +134,12 @@ class DeleteAudit:
 
     def _watch(self) -> None:
         with psycopg.connect(**self.pg.conninfo(), autocommit=True) as conn:
-            while not self._stop.is_set():
+            while True:
                 ready, _, _ = select.select([self._fd], [], [], 0.1)
                 if ready:
                     self._audit(conn, os.read(self._fd, 65536))
+                elif self._stop.is_set():
+                    return  # stopped, and every queued event is audited
 
     def _audit(self, conn: psycopg.Connection, data: bytes) -> None:
         table = sql.Identifier(self.source.schema, self.source.table_name)

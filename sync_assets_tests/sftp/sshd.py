@@ -83,6 +83,16 @@ class SSHServerHandle:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def logged(self, text: str, timeout: float = 60) -> bool:
+        """Whether sshd logs `text` within `timeout` s (its monitor process writes the log,
+        possibly after the client already has its answer)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def session_processes(self) -> list[psutil.Process]:
         """sshd's per-connection processes running as the test user (they serve SFTP)."""
         uid = pwd.getpwnam(self.user).pw_uid

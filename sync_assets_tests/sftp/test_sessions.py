@@ -61,7 +61,7 @@ def test_key_login_plain_and_encrypted(sshd_factory, sftp_keys, tmp_path: Path) 
             key_passphrase=passphrase,
         )  # fmt: skip
         assert _listing(resource) == [f"{sshd.root}/a.log"]
-    assert "Accepted publickey for sync_assets_sftp" in sshd.log()
+    assert sshd.logged("Accepted publickey for sync_assets_sftp")
 
 
 def test_encrypted_key_without_or_with_wrong_passphrase(sshd, known_hosts, sftp_keys) -> None:
@@ -88,7 +88,7 @@ def test_wrong_password_fails_fast_naming_the_variables(sshd, known_hosts, caplo
     assert "login refused" in message and "FTP_USER" in message and "FTP_PASS" in message
     assert wrong not in message and wrong not in caplog.text
     assert client.reconnects == 0 and "retry" not in caplog.text  # permanent: no retry
-    assert "Failed password for sync_assets_sftp" in sshd.log()
+    assert sshd.logged("Failed password for sync_assets_sftp")
 
 
 def test_unknown_host_key_is_refused(sshd, tmp_path: Path, sftp_keys) -> None:
@@ -112,6 +112,7 @@ def test_changed_host_key_is_refused(sshd_factory, tmp_path: Path, sftp_keys) ->
     with pytest.raises(HostKeyRefusedError, match="CHANGED") as caught:
         _listing(make_sftp_resource(sshd, known))
     assert sftp_keys["impostor"].fingerprint in str(caught.value)
+    assert sshd.logged("[preauth]")  # the connection ended before any authentication:
     assert "Accepted" not in sshd.log() and "Failed password" not in sshd.log()  # no login
 
 
