@@ -2,6 +2,7 @@
 name the variable to fix and never a secret."""
 
 import logging
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,13 @@ def test_doctor_checks_host_key_login_and_directory(sshd, known_hosts, monkeypat
     (known_hosts.parent / "empty").write_text("", encoding="utf-8")
     with pytest.raises(HostKeyRefusedError, match="unknown"):
         check_ftp()
+
+
+def test_hashed_known_hosts_entry_is_found(sshd, tmp_path: Path) -> None:
+    """known_hosts as OpenSSH writes it with HashKnownHosts (Debian's default)."""
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.known_hosts_line, encoding="utf-8")
+    subprocess.run(["ssh-keygen", "-H", "-f", str(known)], check=True, capture_output=True)
+    assert known.read_text(encoding="utf-8").startswith("|1|")  # the name is hashed
+    write_file(sshd.root, "a.log", b"1\n")
+    assert _listing(make_sftp_resource(sshd, known)) == [f"{sshd.root}/a.log"]
