@@ -38,7 +38,8 @@ def _write(root, files: dict[str, tuple[int, int]]) -> dict[str, list[int]]:
 
 
 def _bytes_served(sshd) -> int:
-    """Bytes read so far by the SFTP session processes (their files and sockets)."""
+    """Bytes read so far by the SFTP session processes (the file, and the pipe that carries
+    it to the network side: about twice the file bytes)."""
     total = 0
     for process in sshd.session_processes():
         try:
@@ -56,24 +57,18 @@ def test_sigkill_mid_download_then_next_run_loads_once(
     source = make_source("sftp_kill_dl", parallel_files=1, chunk_lines=50_000)
     sftp = make_sftp_resource(sshd, known_hosts, delete_after_sync="true")
     child = spawn_run(ftp_run_args(sftp, pg_resource, source))
-    stopped = []
     try:
-        # Wait until the server has served a few MB of big.csv, then freeze the SFTP server
-        # processes: the run is now blocked in the middle of that download.
-        wait_until(lambda: _bytes_served(sshd) > 4_000_000 or child.poll() is not None,
+        # Once the server has served about a MB of big.csv, freeze the run (SIGSTOP): it
+        # is in the middle of that download, and the server can only answer the reads already
+        # asked for (at most 2 MB), so what was served stays far below the file's size.
+        wait_until(lambda: _bytes_served(sshd) > 1_000_000 or child.poll() is not None,
                    "big.csv partly served", timeout=120)  # fmt: skip
-        stopped = sshd.session_processes()
-        for process in stopped:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.send_signal(signal.SIGSTOP)
-        served = _bytes_served(sshd)
+        child.send_signal(signal.SIGSTOP)
         assert child.poll() is None, finish(child)
+        served = _bytes_served(sshd)
         assert served < big_size / 2, f"{served} of {big_size} bytes served: not mid-file"
-        kill_hard(child)
     finally:
-        for process in stopped:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.send_signal(signal.SIGCONT)
+        kill_hard(child)
     after_kill = ids_by_file(pg_conn, source)
     assert f"{sshd.root}/big.csv" not in after_kill  # nothing of the half-read file
     assert all(after_kill[path] == expected[path] for path in after_kill)
@@ -133,11 +128,13 @@ def test_connection_dropped_mid_download_resumes_at_the_offset(
     run.start()
     listener = psutil.Process(sshd.process.pid)
     try:
-        wait_until(lambda: _bytes_served(sshd) > 4_000_000 or not run.is_alive(),
-                   "big.csv partly served", timeout=120)  # fmt: skip
+        # ~4 MB of the file served: more than the reads paramiko keeps in flight (2 MB), so
+        # the run has taken the file's first bytes. The sessions are frozen in the same poll
+        # that sees it, so the rest of the file is still to come.
+        frozen = wait_until(lambda: _freeze_when_served(sshd, 8_000_000) or not run.is_alive(),
+                            "big.csv partly served", timeout=120)  # fmt: skip
         assert run.is_alive(), result
-        listener.suspend()  # no new connection is served until the head is rewritten
-        for process in sshd.session_processes():
+        for process in frozen:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()  # the server side of the SSH connections dies mid-file
         _rewrite_head(path, b"id;value\n1;7\n2;14\n", b"id;value\n7;1\n9;41\n")
@@ -147,6 +144,23 @@ def test_connection_dropped_mid_download_resumes_at_the_offset(
     report = result["report"]
     assert report.reconnects >= 1 and report.files_failed == 0
     assert ids_by_file(pg_conn, source) == expected  # original head: it was not read again
+
+
+def _freeze_when_served(sshd, threshold: int) -> list[psutil.Process]:
+    """SIGSTOP the SFTP sessions as soon as they have read `threshold` bytes, and sshd's
+    listener (no new connection is served until it is resumed); [] before."""
+    sessions = sshd.session_processes()
+    served = 0
+    for process in sessions:
+        with contextlib.suppress(psutil.Error):
+            served += process.io_counters().read_chars
+    if served <= threshold:
+        return []
+    psutil.Process(sshd.process.pid).suspend()
+    for process in sessions:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.suspend()
+    return sessions
 
 
 def _rewrite_head(path, old: bytes, new: bytes) -> None:
