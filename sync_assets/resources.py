@@ -17,6 +17,7 @@ import os
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import dagster as dg
@@ -37,13 +38,20 @@ from sync_assets.core.settings import (
 )
 
 CONNECT_TIMEOUT_SECONDS = 15
-# Variables added for TLS and secret files (not the old container's): optional, each with a
-# safe default, so a deployment passes only those it uses.
+# Variables added for SFTP (not the old container's): optional, FTP unless FTP_PROTOCOL=sftp.
+SFTP_VARIABLES = frozenset({
+    "FTP_PROTOCOL", "FTP_KEY_FILE", "FTP_KEY_PASSPHRASE", "FTP_KNOWN_HOSTS",
+    "FTP_HOST_KEY_FINGERPRINT",
+})  # fmt: skip
+# Variables added for TLS, secret files and SFTP (not the old container's): optional, each
+# with a safe default, so a deployment passes only those it uses.
 SECURITY_VARIABLES = frozenset({  # one line per server
     "POSTGRES_PASSWORD_FILE", "POSTGRES_SSLMODE", "POSTGRES_SSLROOTCERT",
     "MYSQL_PASSWORD_FILE", "MYSQL_SSL_MODE", "MYSQL_SSL_CA",
     "FTP_PASS_FILE", "FTP_TLS_VERIFY", "FTP_TLS_CA_FILE",
-})  # fmt: skip
+}) | SFTP_VARIABLES  # fmt: skip
+FTP_PROTOCOLS = ("ftp", "sftp")
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 MYSQL_SSL_MODES = ("disabled", "preferred", "required", "verify_ca", "verify_identity")
 
 
@@ -323,10 +331,11 @@ class MySQLResource(_SecretAwareResource):
 
 
 class FTPResource(_SecretAwareResource):
-    """The FTP server where the machines drop their log files."""
+    """The FTP (or SFTP, FTP_PROTOCOL=sftp) server where the machines drop their log files."""
 
+    protocol: str = "ftp"
     host: str = ""
-    port: str = ""  # 21, or 990 with FTP_TLS=implicit
+    port: str = ""  # 21, 990 with FTP_TLS=implicit, 22 with FTP_PROTOCOL=sftp
     user: str = ""
     password: str = ""
     password_file: str = ""
@@ -337,8 +346,14 @@ class FTPResource(_SecretAwareResource):
     delete_after_sync: str = "false"
     timeout_seconds: str = "60"
     encoding: str = "utf-8"
+    key_file: str = ""
+    key_passphrase: str = ""
+    known_hosts: str = ""
+    host_key_fingerprint: str = ""
 
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"password", "key_passphrase"})
     env_names: ClassVar[dict[str, str]] = {
+        "protocol": "FTP_PROTOCOL",
         "host": "FTP_HOST",
         "port": "FTP_PORT",
         "user": "FTP_USER",
@@ -351,11 +366,31 @@ class FTPResource(_SecretAwareResource):
         "delete_after_sync": "DELETE_AFTER_SYNC",
         "timeout_seconds": "FTP_TIMEOUT",
         "encoding": "FTP_ENCODING",
+        "key_file": "FTP_KEY_FILE",
+        "key_passphrase": "FTP_KEY_PASSPHRASE",
+        "known_hosts": "FTP_KNOWN_HOSTS",
+        "host_key_fingerprint": "FTP_HOST_KEY_FINGERPRINT",
     }
 
     def describe(self) -> str:
-        port = self.port or ("990" if (self.tls or "").strip().lower() == "implicit" else "21")
-        return f"ftp://{self.user}@{self.host}:{port}{self.directory}"
+        scheme = "sftp" if (self.protocol or "").strip().lower() == "sftp" else "ftp"
+        implicit = (self.tls or "").strip().lower() == "implicit"
+        port = self.port or ("22" if scheme == "sftp" else "990" if implicit else "21")
+        return f"{scheme}://{self.user}@{self.host}:{port}{self.directory}"
+
+    @property
+    def transfer_protocol(self) -> str:
+        """FTP_PROTOCOL: `ftp` (plain or FTPS, see FTP_TLS) or `sftp` (SSH file transfer)."""
+        protocol = parse_choice("FTP_PROTOCOL", self.protocol, FTP_PROTOCOLS, "ftp")
+        if protocol == "sftp" and self.tls_mode != "off":
+            raise ConfigError(  # SSH encrypts by itself; a TLS setting would be a false comfort
+                f"FTP_TLS={self.tls!r} applies to FTP only; with FTP_PROTOCOL=sftp leave it unset"
+            )
+        return protocol
+
+    @property
+    def is_sftp(self) -> bool:
+        return self.transfer_protocol == "sftp"
 
     @property
     def host_name(self) -> str:
@@ -363,7 +398,14 @@ class FTPResource(_SecretAwareResource):
 
     @property
     def port_number(self) -> int:
+        if self.is_sftp:
+            return self._int("port", 22)
         return self._int("port", 990 if self.tls_mode == "implicit" else 21)
+
+    @property
+    def known_hosts_path(self) -> str:
+        """FTP_KNOWN_HOSTS, `~` expanded (OpenSSH's known_hosts format)."""
+        return str(Path(self.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser())
 
     @property
     def login_user(self) -> str:

@@ -22,10 +22,11 @@ from sync_assets.core.actions import ActionConfig
 from sync_assets.core.pg import META_SCHEMA, table_exists
 from sync_assets.ftp import store
 from sync_assets.ftp.cli import reingest
-from sync_assets.ftp.client import FTPClient, RetryPolicy
+from sync_assets.ftp.client import RetryPolicy
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.ingest import classify, list_files, pending_bytes, source_root
 from sync_assets.ftp.listing import RemoteFile
+from sync_assets.ftp.sessions import open_client
 from sync_assets.resources import FTPResource, PostgresResource
 
 REINGEST_ACTION = "reingest"
@@ -117,7 +118,7 @@ def preview_source(
         ledger = _read_ledger(conn, source)
     attempts = source.retries if retries is None else retries
     policy = RetryPolicy(attempts, source.retry_backoff_seconds)
-    client = FTPClient(ftp_resource, policy, log)
+    client = open_client(ftp_resource, policy, log)
     try:
         files = list_files(client, client.absolute(source_root(ftp_resource, source)), source)
     finally:

@@ -166,19 +166,7 @@ class FTPClient:
 
     def walk(self, root: str, recursive: bool) -> Iterator[tuple[str, RemoteEntry]]:
         """(full path, entry) for every file under `root` (breadth-first)."""
-        pending = [root.rstrip("/") or "/"]
-        while pending:
-            directory = pending.pop(0)
-            for entry in self.list_dir(directory):
-                if not _safe_name(entry.name):
-                    self.log.warning(f"skipping the listed name {entry.name!r} in {directory!r}")
-                    continue
-                full = join(directory, entry.name)
-                if entry.is_dir:
-                    if recursive:
-                        pending.append(full)
-                else:
-                    yield full, entry
+        return walk_tree(self.list_dir, root, recursive, self.log)
 
     def stat(self, path: str) -> tuple[int, datetime | None] | None:
         """Precise (size, mtime) of one file (MLST, else SIZE+MDTM); None if it is gone."""
@@ -382,6 +370,25 @@ def _safe_name(name: str) -> bool:
     server must not reach outside the source directory), no line break (it could not be sent
     in an FTP command), not `.` or `..`."""
     return bool(name) and name not in (".", "..") and not any(c in name for c in "/\r\n\x00")
+
+
+def walk_tree(
+    list_dir: Callable[[str], list[RemoteEntry]], root: str, recursive: bool, log: logging.Logger
+) -> Iterator[tuple[str, RemoteEntry]]:
+    """(full path, entry) for every file under `root`, breadth-first (FTP and SFTP alike)."""
+    pending = [root.rstrip("/") or "/"]
+    while pending:
+        directory = pending.pop(0)
+        for entry in list_dir(directory):
+            if not _safe_name(entry.name):
+                log.warning(f"skipping the listed name {entry.name!r} in {directory!r}")
+                continue
+            full = join(directory, entry.name)
+            if entry.is_dir:
+                if recursive:
+                    pending.append(full)
+            else:
+                yield full, entry
 
 
 def join(directory: str, name: str) -> str:

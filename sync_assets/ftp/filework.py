@@ -32,7 +32,7 @@ import psycopg
 
 from sync_assets.core.failpoint import failpoint
 from sync_assets.ftp import store
-from sync_assets.ftp.client import FTPClient, ShortTransferError
+from sync_assets.ftp.client import ShortTransferError
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.faults import (
     FileChangedError,
@@ -59,6 +59,7 @@ from sync_assets.ftp.parallel import (
     StableLooks,
 )
 from sync_assets.ftp.report import FileOutcome, IngestReport
+from sync_assets.ftp.sessions import RemoteClient
 from sync_assets.ftp.store import FileIdentity, LedgerEntry
 from sync_assets.ftp.types import parse_timestamp
 from sync_assets.resources import SourceUnavailableError
@@ -105,7 +106,7 @@ class RunContext:
 class FileWorker:
     """Loads files with its own connection and FTP session (one file at a time)."""
 
-    def __init__(self, ctx: RunContext, conn: psycopg.Connection, client: FTPClient) -> None:
+    def __init__(self, ctx: RunContext, conn: psycopg.Connection, client: RemoteClient) -> None:
         self.ctx = ctx
         self.conn = conn
         self.client = client

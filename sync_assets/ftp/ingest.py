@@ -25,13 +25,14 @@ from sync_assets.core.locks import advisory_lock
 from sync_assets.core.names import ftp_source_lock
 from sync_assets.core.secrets import redact
 from sync_assets.ftp import store
-from sync_assets.ftp.client import FTPClient, RetryPolicy
+from sync_assets.ftp.client import RetryPolicy
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.filework import FileWorker, RunContext, tail_due
 from sync_assets.ftp.formats import PROVENANCE
 from sync_assets.ftp.listing import RemoteFile
 from sync_assets.ftp.parallel import SchemaGate, Snapshot, StableLooks
 from sync_assets.ftp.report import WAITING_STATUSES, FileOutcome, IngestReport
+from sync_assets.ftp.sessions import RemoteClient, open_client
 from sync_assets.resources import FTPResource, PostgresResource, SourceUnavailableError
 
 __all__ = [
@@ -78,7 +79,7 @@ def source_root(ftp_resource: FTPResource, source: SourceConfig) -> str:
     return (source.directory or ftp_resource.directory or "/").rstrip("/") or "/"
 
 
-def list_files(client: FTPClient, root: str, source: SourceConfig) -> list[RemoteFile]:
+def list_files(client: RemoteClient, root: str, source: SourceConfig) -> list[RemoteFile]:
     """The files of `source` under `root` (absolute), sorted by path."""
     prefix = root.rstrip("/") + "/"
     found = []
@@ -153,9 +154,9 @@ class _Run:
         self.ledger = store.load_ledger(conn, source.name)
         self.delete_after = ftp_resource.should_delete_after_sync
 
-    def _client(self) -> FTPClient:
+    def _client(self) -> RemoteClient:
         policy = RetryPolicy(self.source.retries, self.source.retry_backoff_seconds)
-        return FTPClient(self.ftp_resource, policy, self.log)
+        return open_client(self.ftp_resource, policy, self.log)
 
     def close(self) -> None:
         self.report.reconnects = sum(c.reconnects for c in self.clients)

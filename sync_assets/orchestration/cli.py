@@ -9,7 +9,8 @@ import os
 from collections.abc import Callable
 
 from sync_assets.core.settings import ConfigError
-from sync_assets.ftp.client import open_session
+from sync_assets.ftp.client import RetryPolicy, open_session
+from sync_assets.ftp.sftp_client import RemoteFileError, SFTPClient
 from sync_assets.orchestration.schedules import default_schedule_status, schedule_timezone
 from sync_assets.resources import (
     FTPResource,
@@ -54,6 +55,8 @@ def check_mysql() -> str:
 
 def check_ftp() -> str:
     resource = resource_from_env(FTPResource)
+    if resource.is_sftp:
+        return check_sftp(resource)
     try:
         ftp = open_session(resource, logging.getLogger(__name__))
     except ftplib.all_errors as exc:
@@ -70,6 +73,20 @@ def check_ftp() -> str:
         ) from None
     finally:
         ftp.close()
+    return resource.describe()
+
+
+def check_sftp(resource: FTPResource) -> str:
+    """Host key, login and FTP_DIR over SFTP (one attempt: the doctor reports, not retries)."""
+    client = SFTPClient(resource, RetryPolicy(attempts=1), logging.getLogger(__name__))
+    try:
+        client.list_dir(client.absolute(resource.directory))
+    except RemoteFileError as exc:
+        raise SourceUnavailableError(
+            f"cannot use SFTP {resource.describe()}: {exc} (check FTP_DIR)"
+        ) from None
+    finally:
+        client.close()
     return resource.describe()
 
 
