@@ -12,8 +12,8 @@ import psutil
 import psycopg
 import pytest
 
+from sync_assets.core.failpoint import FAILPOINT_ENV
 from sync_assets.ftp.ingest import ingest_source
-from sync_assets.ftp.loader import FAILPOINT_ENV
 from sync_assets_tests.ftp.conftest import ledger, write_file
 from sync_assets_tests.reliability.conftest import (
     csv_file,
