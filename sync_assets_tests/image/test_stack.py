@@ -326,13 +326,13 @@ def _log_rows_of(conn: psycopg.Connection, path: str) -> int:
 
 
 def _assert_deleted_files_were_committed(
-    stack: Stack, pg_server: ServerInfo, before: dict[str, int]
+    stack: Stack, pg_server: ServerInfo, seen: dict[str, int]
 ) -> None:
-    """DELETE_AFTER_SYNC is on in the tier: a file gone from the FTP server since the hold must
-    have its ledger row and every line it had then committed (a DELE before the commit, then
-    the lost worker, would leave it gone with no rows)."""
+    """DELETE_AFTER_SYNC is on in the tier: a file seen on the FTP server and gone now must
+    have its ledger row and every line seen committed (a DELE before the commit, then the lost
+    worker, would leave it gone with no rows)."""
     after = _ftp_files(stack)
-    deleted = sorted(set(before) - set(after))
+    deleted = sorted(set(seen) - set(after))
     assert deleted, "the retried run deleted no file: DELETE_AFTER_SYNC not exercised"
     with _pg(stack, pg_server) as conn:
         for path in deleted:
@@ -341,7 +341,7 @@ def _assert_deleted_files_were_committed(
             ).fetchone()
             assert row is not None and row[0] in {"loaded", "deleted"}, (path, row)
             rows = _log_rows_of(conn, path)
-            assert rows == row[1] and rows >= before[path], (path, rows, row, before[path])
+            assert rows == row[1] and rows >= seen[path], (path, rows, row, seen[path])
 
 
 def _assert_no_doubled_line(stack: Stack, pg_server: ServerInfo) -> None:
@@ -357,20 +357,24 @@ def _assert_no_doubled_line(stack: Stack, pg_server: ServerInfo) -> None:
             assert doubled == 0, table
 
 
-def _held_ftp_run(stack: Stack, pg_server: ServerInfo) -> str:
+def _held_ftp_run(stack: Stack, pg_server: ServerInfo, seen: dict[str, int]) -> str:
     """Launch FTP runs until one is held mid-load. A run finds work only once a rotated file is
     old enough (the demo feed rotates every 40 s), so a run that ended with nothing to load is
     followed by another. A held schedule-tick run counts too: ours then waits for its source's
-    lock, in a worker of the same code server."""
+    lock, in a worker of the same code server. `seen` gets every file on the FTP server at each
+    look (most lines seen), so that one deleted before the hold is known too."""
     paths = _ftp_asset_paths(stack)
     run_id = _launch_assets(stack, paths)
     deadline = time.monotonic() + 420
-    while not (_status(stack, run_id) == "STARTED" and _ftp_load_held(stack, pg_server)):
+    while True:
+        for path, lines in _ftp_files(stack).items():
+            seen[path] = max(lines, seen.get(path, 0))
+        if _status(stack, run_id) == "STARTED" and _ftp_load_held(stack, pg_server):
+            return run_id
         assert time.monotonic() < deadline, "no FTP run reached a file's commit in 7 minutes"
         if _status(stack, run_id) in FINISHED:
             run_id = _launch_assets(stack, paths)
-        time.sleep(3)
-    return run_id
+        time.sleep(2)
 
 
 def _hold_runs_and_redeploy(
@@ -378,28 +382,28 @@ def _hold_runs_and_redeploy(
 ) -> tuple[str, str, dict[str, int]]:
     """Hold an FTP run between a file's COPY and its commit (a lock on the FTP ledger) and a
     legacy-table run inside its MySQL read (a table lock), recreate the code-server container,
-    then release both. Returns both run ids and the FTP server's files during the hold."""
+    then release both. Returns both run ids and the files seen on the FTP server until then."""
     ledger_locker = _pg(stack, pg_server)
     mysql_locker = mysql_admin_connect(mysql_server, stack.pg_db)
+    seen: dict[str, int] = {}
     try:
         ledger_locker.execute("BEGIN")
         # Reads of the ledger go on; its writes (a file's commit, a delete's record) wait.
         ledger_locker.execute("LOCK TABLE sync_meta.ftp_ledger IN EXCLUSIVE MODE")
-        ftp_run = _held_ftp_run(stack, pg_server)
+        ftp_run = _held_ftp_run(stack, pg_server, seen)
         with mysql_locker.cursor() as cur:
             cur.execute("LOCK TABLES products WRITE")  # the run's read waits here
         legacy_run = _launch_asset(stack, ["legacy", "products"])
         wait_for(lambda: _waiting_on_lock(mysql_server, stack.pg_user), "run inside MySQL", 300)
         assert _status(stack, legacy_run) == "STARTED"
         assert _ftp_load_held(stack, pg_server) and _status(stack, ftp_run) == "STARTED"
-        before = _ftp_files(stack)
         redeploy = stack.compose("up", "-d", "--no-build", "--no-deps", "--force-recreate",
                                  "code-server")  # fmt: skip
         assert redeploy.returncode == 0, redeploy.stderr[-2000:]
     finally:
         mysql_locker.close()  # releases the table lock
         ledger_locker.close()  # rolls back: releases the ledger
-    return legacy_run, ftp_run, before
+    return legacy_run, ftp_run, seen
 
 
 def test_code_server_replaced_mid_run_leaves_whole_tables_and_no_doubled_file(
@@ -407,7 +411,7 @@ def test_code_server_replaced_mid_run_leaves_whole_tables_and_no_doubled_file(
 ) -> None:
     """A redeploy (the code-server container recreated) while a legacy run is inside its MySQL
     read and an FTP run (DELETE_AFTER_SYNC=true) between a file's COPY and its commit."""
-    legacy_run, ftp_run, before = _hold_runs_and_redeploy(stack, pg_server, mysql_server)
+    legacy_run, ftp_run, seen = _hold_runs_and_redeploy(stack, pg_server, mysql_server)
     with mysql_admin_connect(mysql_server, stack.pg_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM products")
         source_rows = cur.fetchone()[0]
@@ -422,4 +426,4 @@ def test_code_server_replaced_mid_run_leaves_whole_tables_and_no_doubled_file(
         assert _wait_finished(stack, retry) == "SUCCESS"
     assert _copied_rows(stack, pg_server) == source_rows
     _assert_no_doubled_line(stack, pg_server)
-    _assert_deleted_files_were_committed(stack, pg_server, before)
+    _assert_deleted_files_were_committed(stack, pg_server, seen)
