@@ -1,6 +1,9 @@
 # One image for the three roles: code server (`dagster api grpc`), webserver and daemon.
 # Dependencies come from uv.lock only (`uv sync --frozen`); the process runs as a non-root user.
 # Targets: `runtime` (default, last) and `demo` (adds the dev group: the demo FTP feed).
+# Optional extras of pyproject.toml, comma-separated: `--build-arg SYNC_ASSETS_EXTRAS=k8s` adds
+# dagster-k8s (Helm chart, K8sRunLauncher). Empty (the default) installs no extra.
+ARG SYNC_ASSETS_EXTRAS=""
 
 FROM python:3.11-slim-bookworm AS base
 ENV PYTHONUNBUFFERED=1 \
@@ -12,22 +15,28 @@ RUN groupadd --system --gid 10001 dagster \
     && useradd --system --uid 10001 --gid dagster --home-dir /opt/dagster --create-home dagster
 
 FROM base AS build
+ARG SYNC_ASSETS_EXTRAS
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /src
+# `uv sync` arguments for the extras (one `--extra NAME` each); each uv sync below repeats them,
+# since uv sync removes what it was not asked for.
+RUN IFS=', '; for extra in $SYNC_ASSETS_EXTRAS; do \
+        printf -- '--extra\n%s\n' "$extra"; \
+    done > /tmp/uv-extras
 # Dependencies first (cached while only the code or the README changes), then the project.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project --no-editable
+RUN xargs -a /tmp/uv-extras -d '\n' uv sync --frozen --no-dev --no-install-project --no-editable
 COPY README.md ./
 COPY sync_assets ./sync_assets
 # The dependencies' own test suites (pandas, numpy, graphene, fsspec) are never imported at
 # run time: about 60 MB of the image, with their bytecode.
-RUN uv sync --frozen --no-dev --no-editable \
+RUN xargs -a /tmp/uv-extras -d '\n' uv sync --frozen --no-dev --no-editable \
     && find /opt/venv -depth -type d -name tests -exec rm -rf {} +
 
 FROM build AS build-demo
 # The wheel leaves sync_assets/devtools out (never in the runtime image); the demo feed uses it.
-RUN uv sync --frozen --no-editable \
+RUN xargs -a /tmp/uv-extras -d '\n' uv sync --frozen --no-editable \
     && cp -r sync_assets/devtools \
         "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/sync_assets/"
 

@@ -174,6 +174,8 @@ def stack(
         "MYSQL_DB": name, "MYSQL_USER": name, "MYSQL_PASSWORD": keys.mysql_password,
         "MYSQL_PORT": str(mysql_server.port),
         "FTP_USER": "machine", "FTP_PASS": keys.ftp_password,
+        # As in production with the old container: files are deleted after their commit.
+        "DELETE_AFTER_SYNC": "true",
         "TIER_FTP_PORT": str(ports["ftp"]), "TIER_CODE_SERVER_PORT": str(ports["code"]),
         "TIER_WEBSERVER_PORT": str(ports["web"]), "TIER_WORKSPACE": str(workspace),
     }  # fmt: skip

@@ -7,6 +7,7 @@ earlier tests use the time before it; the restart tests come last.
 
 from __future__ import annotations
 
+import ftplib
 import json
 import subprocess
 import time
@@ -53,14 +54,20 @@ def _pg(stack: Stack, pg_server: ServerInfo) -> psycopg.Connection:
     )  # fmt: skip
 
 
-def _launch_asset(stack: Stack, path: list[str]) -> str:
+def _launch_assets(stack: Stack, paths: list[list[str]]) -> str:
     params = {
-        "selector": {**REPO, "jobName": "__ASSET_JOB", "assetSelection": [{"path": path}]},
+        "selector": {
+            **REPO, "jobName": "__ASSET_JOB", "assetSelection": [{"path": p} for p in paths]
+        },
         "runConfigData": {},
-    }
+    }  # fmt: skip
     result = graphql(stack.url, LAUNCH, {"params": params})["launchRun"]
     assert result["__typename"] == "LaunchRunSuccess", result
     return result["run"]["runId"]
+
+
+def _launch_asset(stack: Stack, path: list[str]) -> str:
+    return _launch_assets(stack, [path])
 
 
 def _status(stack: Stack, run_id: str) -> str:
@@ -262,33 +269,82 @@ def _waiting_on_lock(server: ServerInfo, user: str) -> bool:
         return cur.fetchone()[0] > 0
 
 
-def test_code_server_replaced_mid_run_leaves_whole_tables_and_no_doubled_file(
-    stack: Stack, pg_server: ServerInfo, mysql_server: ServerInfo
+# A file's transaction held mid-load: its rows are COPYed into a machine_logs table (the lock
+# it holds there) and its ledger row's INSERT waits for the test's lock on the ledger.
+HELD_LEDGER_WRITE = """
+SELECT count(*) FROM pg_stat_activity a
+WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+  AND a.wait_event_type = 'Lock' AND a.query LIKE 'INSERT INTO "sync_meta"."ftp_ledger"%'
+  AND EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE l.pid = a.pid AND l.granted AND l.mode = 'RowExclusiveLock'
+                AND n.nspname = 'machine_logs')
+"""
+
+
+def _ftp_load_held(stack: Stack, pg_server: ServerInfo) -> bool:
+    with _pg(stack, pg_server) as conn:
+        return conn.execute(HELD_LEDGER_WRITE).fetchone()[0] > 0
+
+
+def _ftp_files(stack: Stack) -> dict[str, int]:
+    """Every file on the demo feed's FTP server (the test's own client): path -> data lines."""
+    found: dict[str, int] = {}
+    with ftplib.FTP() as ftp:
+        ftp.connect("127.0.0.1", int(stack.env["TIER_FTP_PORT"]), timeout=30)
+        ftp.login(stack.env["FTP_USER"], stack.secrets.ftp_password)
+        for machine, facts in list(ftp.mlsd("/")):
+            if facts["type"] != "dir":
+                continue
+            for name, file_facts in list(ftp.mlsd(f"/{machine}")):
+                if file_facts["type"] == "file":
+                    lines: list[str] = []
+                    ftp.retrlines(f"RETR /{machine}/{name}", lines.append)
+                    found[f"/{machine}/{name}"] = max(len(lines) - 1, 0)  # minus the header
+    return found
+
+
+def _ftp_asset_paths(stack: Stack) -> list[list[str]]:
+    nodes = graphql(stack.url, ASSET_NODES)["assetNodes"]
+    return [
+        n["assetKey"]["path"]
+        for n in nodes
+        if n["groupName"] == "machine_logs" and n["isExecutable"]
+    ]
+
+
+def _log_rows_of(conn: psycopg.Connection, path: str) -> int:
+    tables = conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'machine_logs'"
+    ).fetchall()
+    return sum(
+        conn.execute(
+            f'SELECT count(*) FROM machine_logs."{table}" WHERE _source_file = %s', (path,)
+        ).fetchone()[0]
+        for (table,) in tables
+    )
+
+
+def _assert_deleted_files_were_committed(
+    stack: Stack, pg_server: ServerInfo, seen: dict[str, int]
 ) -> None:
-    """A redeploy (the code-server container recreated) while a run is inside its MySQL read."""
-    locker = mysql_admin_connect(mysql_server, stack.pg_db)
-    try:
-        with locker.cursor() as cur:
-            cur.execute("LOCK TABLES products WRITE")  # the run's read waits here
-        run_id = _launch_asset(stack, ["legacy", "products"])
-        wait_for(lambda: _waiting_on_lock(mysql_server, stack.pg_user), "run inside MySQL", 300)
-        assert _status(stack, run_id) == "STARTED"
-        redeploy = stack.compose("up", "-d", "--no-build", "--no-deps", "--force-recreate",
-                                 "code-server")  # fmt: skip
-        assert redeploy.returncode == 0, redeploy.stderr[-2000:]
-    finally:
-        locker.close()  # releases the lock
-    with mysql_admin_connect(mysql_server, stack.pg_db) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM products")
-        source_rows = cur.fetchone()[0]
-    # Its worker died with the old container: run monitoring marks it failed (our launcher's
-    # worker health check), and the instance's run_retries launches it again once.
-    assert _wait_finished(stack, run_id, timeout=600) == "FAILURE"
-    assert _copied_rows(stack, pg_server) in {None, source_rows}  # never half
-    wait_for(lambda: stack.health("code-server") == "healthy", "new code server healthy", 180)
-    retry = wait_for(lambda: _retry_of(stack, run_id), "the retry of the failed run", 180, 3)
-    assert _wait_finished(stack, retry) == "SUCCESS"
-    assert _copied_rows(stack, pg_server) == source_rows
+    """DELETE_AFTER_SYNC is on in the tier: a file seen on the FTP server and gone now must
+    have its ledger row and every line seen committed (a DELE before the commit, then the lost
+    worker, would leave it gone with no rows)."""
+    after = _ftp_files(stack)
+    deleted = sorted(set(seen) - set(after))
+    assert deleted, "the retried run deleted no file: DELETE_AFTER_SYNC not exercised"
+    with _pg(stack, pg_server) as conn:
+        for path in deleted:
+            row = conn.execute(
+                "SELECT status, rows_loaded FROM sync_meta.ftp_ledger WHERE path = %s", (path,)
+            ).fetchone()
+            assert row is not None and row[0] in {"loaded", "deleted"}, (path, row)
+            rows = _log_rows_of(conn, path)
+            assert rows == row[1] and rows >= seen[path], (path, rows, row, seen[path])
+
+
+def _assert_no_doubled_line(stack: Stack, pg_server: ServerInfo) -> None:
     with _pg(stack, pg_server) as conn:
         tables = conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'machine_logs'"
@@ -299,3 +355,75 @@ def test_code_server_replaced_mid_run_leaves_whole_tables_and_no_doubled_file(
                 " GROUP BY _source_file, _file_version, _line_number HAVING count(*) > 1) d"
             ).fetchone()[0]
             assert doubled == 0, table
+
+
+def _held_ftp_run(stack: Stack, pg_server: ServerInfo, seen: dict[str, int]) -> str:
+    """Launch FTP runs until one is held mid-load. A run finds work only once a rotated file is
+    old enough (the demo feed rotates every 40 s), so a run that ended with nothing to load is
+    followed by another. A held schedule-tick run counts too: ours then waits for its source's
+    lock, in a worker of the same code server. `seen` gets every file on the FTP server at each
+    look (most lines seen), so that one deleted before the hold is known too."""
+    paths = _ftp_asset_paths(stack)
+    run_id = _launch_assets(stack, paths)
+    deadline = time.monotonic() + 420
+    while True:
+        for path, lines in _ftp_files(stack).items():
+            seen[path] = max(lines, seen.get(path, 0))
+        if _status(stack, run_id) == "STARTED" and _ftp_load_held(stack, pg_server):
+            return run_id
+        assert time.monotonic() < deadline, "no FTP run reached a file's commit in 7 minutes"
+        if _status(stack, run_id) in FINISHED:
+            run_id = _launch_assets(stack, paths)
+        time.sleep(2)
+
+
+def _hold_runs_and_redeploy(
+    stack: Stack, pg_server: ServerInfo, mysql_server: ServerInfo
+) -> tuple[str, str, dict[str, int]]:
+    """Hold an FTP run between a file's COPY and its commit (a lock on the FTP ledger) and a
+    legacy-table run inside its MySQL read (a table lock), recreate the code-server container,
+    then release both. Returns both run ids and the files seen on the FTP server until then."""
+    ledger_locker = _pg(stack, pg_server)
+    mysql_locker = mysql_admin_connect(mysql_server, stack.pg_db)
+    seen: dict[str, int] = {}
+    try:
+        ledger_locker.execute("BEGIN")
+        # Reads of the ledger go on; its writes (a file's commit, a delete's record) wait.
+        ledger_locker.execute("LOCK TABLE sync_meta.ftp_ledger IN EXCLUSIVE MODE")
+        ftp_run = _held_ftp_run(stack, pg_server, seen)
+        with mysql_locker.cursor() as cur:
+            cur.execute("LOCK TABLES products WRITE")  # the run's read waits here
+        legacy_run = _launch_asset(stack, ["legacy", "products"])
+        wait_for(lambda: _waiting_on_lock(mysql_server, stack.pg_user), "run inside MySQL", 300)
+        assert _status(stack, legacy_run) == "STARTED"
+        assert _ftp_load_held(stack, pg_server) and _status(stack, ftp_run) == "STARTED"
+        redeploy = stack.compose("up", "-d", "--no-build", "--no-deps", "--force-recreate",
+                                 "code-server")  # fmt: skip
+        assert redeploy.returncode == 0, redeploy.stderr[-2000:]
+    finally:
+        mysql_locker.close()  # releases the table lock
+        ledger_locker.close()  # rolls back: releases the ledger
+    return legacy_run, ftp_run, seen
+
+
+def test_code_server_replaced_mid_run_leaves_whole_tables_and_no_doubled_file(
+    stack: Stack, pg_server: ServerInfo, mysql_server: ServerInfo
+) -> None:
+    """A redeploy (the code-server container recreated) while a legacy run is inside its MySQL
+    read and an FTP run (DELETE_AFTER_SYNC=true) between a file's COPY and its commit."""
+    legacy_run, ftp_run, seen = _hold_runs_and_redeploy(stack, pg_server, mysql_server)
+    with mysql_admin_connect(mysql_server, stack.pg_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM products")
+        source_rows = cur.fetchone()[0]
+    # Their workers died with the old container: run monitoring marks them failed (our
+    # launcher's worker health check), and the instance's run_retries launches each once more.
+    assert _wait_finished(stack, legacy_run, timeout=600) == "FAILURE"
+    assert _copied_rows(stack, pg_server) in {None, source_rows}  # never half
+    assert _wait_finished(stack, ftp_run, timeout=600) == "FAILURE"
+    wait_for(lambda: stack.health("code-server") == "healthy", "new code server healthy", 180)
+    for run_id in (legacy_run, ftp_run):
+        retry = wait_for(lambda r=run_id: _retry_of(stack, r), "the retry of a failed run", 180, 3)
+        assert _wait_finished(stack, retry) == "SUCCESS"
+    assert _copied_rows(stack, pg_server) == source_rows
+    _assert_no_doubled_line(stack, pg_server)
+    _assert_deleted_files_were_committed(stack, pg_server, seen)
