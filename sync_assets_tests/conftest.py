@@ -22,6 +22,7 @@ from psycopg import sql
 
 from sync_assets.devtools.ftp_server import FTPServerHandle, start_ftp_server
 from sync_assets.devtools.servers import ServerInfo, mariadb_server, postgres_server
+from sync_assets.devtools.servers import mysql_connect as mysql_admin_connect
 from sync_assets.resources import FTPResource, MySQLResource, PostgresResource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -110,19 +111,6 @@ def mysql_server() -> Iterator[ServerInfo]:
     )
     yield server
     server.stop()
-
-
-def mysql_admin_connect(server: ServerInfo, database: str | None = None) -> pymysql.Connection:
-    return pymysql.connect(
-        host=server.host,
-        port=server.port,
-        user=server.user,
-        password=server.password,
-        database=database,
-        charset="utf8mb4",
-        autocommit=True,
-        init_command="SET time_zone = '+00:00'",
-    )
 
 
 def create_mysql_database(server: ServerInfo, prefix: str = "sa_test") -> str:

@@ -23,14 +23,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
-import pymysql
 from psycopg import sql
 
 from sync_assets.devtools.demo_legacy import DEMO_TABLES, mutate_legacy, seed_legacy
 from sync_assets.devtools.demo_machines import MachineSimulator
 from sync_assets.devtools.demo_stack import REPO_ROOT, DagsterStack, prepare_dagster_home
 from sync_assets.devtools.ftp_server import start_ftp_server
-from sync_assets.devtools.servers import ServerInfo, mariadb_server, postgres_server
+from sync_assets.devtools.servers import ServerInfo, mariadb_server, mysql_connect, postgres_server
 
 DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "sync_assets_demo"
 LEGACY_CHANGE_SECONDS = 20.0
@@ -114,19 +113,6 @@ def ensure_pg_database(pg: ServerInfo, name: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def mysql_connect(server: ServerInfo, database: str | None = None) -> pymysql.Connection:
-    return pymysql.connect(
-        host=server.host,
-        port=server.port,
-        user=server.user,
-        password=server.password,
-        database=database,
-        charset="utf8mb4",
-        autocommit=True,
-        init_command="SET time_zone = '+00:00'",
-    )
 
 
 def seed_demo_legacy(server: ServerInfo, database: str) -> None:

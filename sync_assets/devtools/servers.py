@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pymysql
+
 
 @dataclass(frozen=True)
 class TLSFiles:
@@ -216,3 +218,17 @@ def mariadb_server(
     if port_open(host, port):
         return ServerInfo("mariadb", host, port, user, password)
     return start_throwaway_mariadb()
+
+
+def mysql_connect(server: ServerInfo, database: str | None = None) -> pymysql.Connection:
+    """An autocommit admin session on `server` (UTC, utf8mb4): seeding, checks, cleanup."""
+    return pymysql.connect(
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        password=server.password,
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
+        init_command="SET time_zone = '+00:00'",
+    )
