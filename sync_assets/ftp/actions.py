@@ -22,10 +22,10 @@ from sync_assets.core.actions import ActionConfig
 from sync_assets.core.pg import META_SCHEMA, table_exists
 from sync_assets.ftp import store
 from sync_assets.ftp.cli import reingest
-from sync_assets.ftp.client import RetryPolicy
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.ingest import classify, list_files, pending_bytes, source_root
 from sync_assets.ftp.listing import RemoteFile
+from sync_assets.ftp.retry import RetryPolicy
 from sync_assets.ftp.sessions import open_client
 from sync_assets.resources import FTPResource, PostgresResource
 

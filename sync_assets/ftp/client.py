@@ -13,9 +13,7 @@ import io
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TypeVar
 
@@ -25,7 +23,8 @@ from sync_assets.ftp.listing import (
     parse_list_line,
     parse_mlsd_time,
 )
-from sync_assets.resources import FTPResource, SourceRefusedError, SourceUnavailableError
+from sync_assets.ftp.retry import RetryingSession, RetryPolicy
+from sync_assets.resources import FTPResource, SourceRefusedError
 
 T = TypeVar("T")
 BLOCK_SIZE = 256 * 1024
@@ -38,18 +37,16 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4
-    backoff_seconds: float = 1.0
-
-
 class ShortTransferError(OSError):
     """The data connection ended before the expected bytes arrived (dropped, or shrank)."""
 
 
-class FTPClient:
+class FTPClient(RetryingSession[ftplib.FTP]):
     """One logical session to the FTP server; reconnects transparently when it breaks."""
+
+    protocol = "FTP"
+    check_hint = "check FTP_HOST/FTP_PORT/FTP_TLS"
+    transient_errors = TRANSIENT_ERRORS
 
     def __init__(
         self, resource: FTPResource, policy: RetryPolicy, log: logging.Logger | None = None
@@ -103,32 +100,19 @@ class FTPClient:
             self._ftp.close()
             self._ftp = None
 
-    def call(self, what: str, action: Callable[[ftplib.FTP], T]) -> T:
-        """Run `action` with retries: transient errors reconnect and back off."""
-        delay = self.policy.backoff_seconds
-        for attempt in range(1, self.policy.attempts + 1):
-            try:
-                return action(self.ftp)
-            except ftplib.error_perm:
-                raise
-            except ssl.SSLCertVerificationError as exc:  # a data connection: never retried
-                self._drop()
-                raise certificate_refused(self.resource, exc) from None
-            except TRANSIENT_ERRORS as exc:
-                self._drop()
-                reason = self.resource.redact(f"{type(exc).__name__}: {exc}")
-                if attempt == self.policy.attempts:
-                    if isinstance(exc, ShortTransferError):
-                        raise  # the file itself is shorter now: the caller decides
-                    raise SourceUnavailableError(
-                        f"FTP {self.resource.describe()}: {what} failed after {attempt} "
-                        f"attempts: {reason} (check FTP_HOST/FTP_PORT/FTP_TLS)"
-                    ) from None
-                self.log.warning(f"FTP {what}: {reason}; retry {attempt} in {delay:.1f}s")
-                self.reconnects += 1
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+    def _handle(self) -> ftplib.FTP:
+        return self.ftp
+
+    def _reset(self) -> None:
+        self._drop()
+
+    def _refuse(self, what: str, exc: BaseException, last: bool) -> None:
+        if isinstance(exc, ssl.SSLCertVerificationError):  # a data connection: never retried
+            self._drop()
+            raise certificate_refused(self.resource, exc) from None
+        if last and isinstance(exc, ShortTransferError):
+            self._drop()
+            raise exc  # the file itself is shorter now: the caller decides
 
     def absolute(self, path: str) -> str:
         """`path` as an absolute remote path (a relative FTP_DIR is relative to login dir)."""

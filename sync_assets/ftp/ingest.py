@@ -25,13 +25,13 @@ from sync_assets.core.locks import advisory_lock
 from sync_assets.core.names import ftp_source_lock
 from sync_assets.core.secrets import redact
 from sync_assets.ftp import store
-from sync_assets.ftp.client import RetryPolicy
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.filework import FileWorker, RunContext, tail_due
 from sync_assets.ftp.formats import PROVENANCE
 from sync_assets.ftp.listing import RemoteFile
 from sync_assets.ftp.parallel import SchemaGate, Snapshot, StableLooks
 from sync_assets.ftp.report import WAITING_STATUSES, FileOutcome, IngestReport
+from sync_assets.ftp.retry import RetryPolicy
 from sync_assets.ftp.sessions import RemoteClient, open_client
 from sync_assets.resources import FTPResource, PostgresResource, SourceUnavailableError
 

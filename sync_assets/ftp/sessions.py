@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from sync_assets.ftp.client import FTPClient, RetryPolicy
+from sync_assets.ftp.client import FTPClient
+from sync_assets.ftp.retry import RetryPolicy
 from sync_assets.ftp.sftp_client import SFTPClient
 from sync_assets.resources import FTPResource
 

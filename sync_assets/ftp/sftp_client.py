@@ -19,8 +19,7 @@ import io
 import logging
 import socket
 import stat
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TypeVar
@@ -28,8 +27,9 @@ from typing import IO, TypeVar
 import paramiko
 
 from sync_assets.core.settings import ConfigError
-from sync_assets.ftp.client import RetryPolicy, ShortTransferError, _write_local, join, walk_tree
+from sync_assets.ftp.client import ShortTransferError, _write_local, join, walk_tree
 from sync_assets.ftp.listing import RemoteEntry
+from sync_assets.ftp.retry import RetryingSession, RetryPolicy
 from sync_assets.resources import FTPResource, SourceUnavailableError
 
 T = TypeVar("T")
@@ -55,8 +55,12 @@ class HostKeyRefusedError(SourceUnavailableError):
     """The server's host key is unknown or not the expected one: we do not talk to it."""
 
 
-class SFTPClient:
+class SFTPClient(RetryingSession[paramiko.SFTPClient]):
     """One logical SFTP session; reconnects transparently when it breaks (see FTPClient)."""
+
+    protocol = "SFTP"
+    check_hint = "check FTP_HOST/FTP_PORT"
+    transient_errors = TRANSIENT_ERRORS
 
     # SFTP listings carry the exact size and mtime (what MLSD gives on FTP): the ingest
     # code then re-lists a directory instead of asking file by file.
@@ -98,29 +102,17 @@ class SFTPClient:
             finally:
                 transport.close()
 
-    def call(self, what: str, action: Callable[[paramiko.SFTPClient], T]) -> T:
-        """Run `action` with retries: transient errors reconnect and back off."""
-        delay = self.policy.backoff_seconds
-        for attempt in range(1, self.policy.attempts + 1):
-            try:
-                return action(self.sftp)
-            except ShortTransferError:
-                raise  # the file is shorter than asked for: certain, the caller decides
-            except TRANSIENT_ERRORS as exc:
-                if _is_file_status(exc):
-                    raise RemoteFileError(self.resource.redact(f"{what}: {exc}")) from None
-                self.close()
-                reason = self.resource.redact(f"{type(exc).__name__}: {exc}")
-                if attempt == self.policy.attempts:
-                    raise SourceUnavailableError(
-                        f"SFTP {self.resource.describe()}: {what} failed after {attempt} "
-                        f"attempts: {reason} (check FTP_HOST/FTP_PORT)"
-                    ) from None
-                self.log.warning(f"SFTP {what}: {reason}; retry {attempt} in {delay:.1f}s")
-                self.reconnects += 1
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+    def _handle(self) -> paramiko.SFTPClient:
+        return self.sftp
+
+    def _reset(self) -> None:
+        self.close()
+
+    def _refuse(self, what: str, exc: BaseException, last: bool) -> None:
+        if isinstance(exc, ShortTransferError):
+            raise exc  # the file is shorter than asked for: certain, the caller decides
+        if _is_file_status(exc):
+            raise RemoteFileError(self.resource.redact(f"{what}: {exc}")) from None
 
     def absolute(self, path: str) -> str:
         """`path` as an absolute remote path (a relative FTP_DIR is relative to login dir)."""

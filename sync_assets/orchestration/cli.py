@@ -9,7 +9,8 @@ import os
 from collections.abc import Callable
 
 from sync_assets.core.settings import ConfigError
-from sync_assets.ftp.client import RetryPolicy, open_session
+from sync_assets.ftp.client import open_session
+from sync_assets.ftp.retry import RetryPolicy
 from sync_assets.ftp.sftp_client import RemoteFileError, SFTPClient
 from sync_assets.orchestration.schedules import default_schedule_status, schedule_timezone
 from sync_assets.resources import (
