@@ -17,7 +17,7 @@ from typing import IO
 
 SETTLED_VALUES = 20
 KEPT_VALUES = 200
-LOOK_AHEAD_BYTES = 16 * 1024 * 1024
+LOOK_AHEAD_BYTES = 8 * 1024 * 1024
 READ_BLOCK = 1024 * 1024
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 _DECIMAL_POINT = re.compile(r"^[+-]?\d+\.\d+$")
@@ -55,12 +55,12 @@ class ValueSample:
             for line in text.split("\n"):
                 self.add(split(line.rstrip("\r")))
             return
-        nulls = self.nulls
+        nulls, lines = self.nulls, "\n" + text
         for index in self._open:
             kept = self.values[index]
             if len(kept) >= SETTLED_VALUES:
                 continue
-            for match in self._field_pattern(index).finditer(text):
+            for match in self._field_pattern(index).finditer(lines):
                 value = match.group(1)
                 if value not in nulls and value.strip():
                     kept.append(value)
@@ -68,17 +68,19 @@ class ValueSample:
                         break
 
     def _field_pattern(self, index: int) -> re.Pattern[str]:
-        """A whole line of `width` fields whose `index`-th field is not empty (group 1)."""
+        """A whole line of `width` fields whose `index`-th field is not empty (group 1), after
+        its newline: a literal first character lets the regex engine jump from newline to
+        newline; possessive quantifiers never backtrack inside a field."""
         d = re.escape(self.delimiter)
         field = rf"[^{d}\r\n]"
         before, after = index, self.width - 1 - index
         return re.compile(
-            rf"^(?:{field}*{d}){{{before}}}({field}+)(?:{d}{field}*){{{after}}}\r?$", re.M
+            rf"\n(?:{field}*+{d}){{{before}}}({field}++)(?:{d}{field}*+){{{after}}}\r?$", re.M
         )
 
     @property
     def settled(self) -> bool:
-        """Every column has enough values to decide its type (or the line had none)."""
+        """Every column has SETTLED_VALUES values: enough to decide its type."""
         return all(len(kept) >= SETTLED_VALUES for kept in self.values)
 
     def decimal(self) -> str | None:
@@ -116,7 +118,8 @@ def fill(
 def further_texts(head: bytes, blocks: Iterable[bytes], encoding: str) -> Iterator[str]:
     """Whole lines after the head's last complete line, one text per block: the head's cut
     line continued, then `blocks`, decoded incrementally (a character cut between two blocks
-    is whole)."""
+    is whole). What follows the last newline is left out: it may be a line cut by the bound
+    (and a file's last line without newline waits for the loader too)."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
     text = decoder.decode(head)
     pending = text[text.rfind("\n") + 1 :]
@@ -126,9 +129,6 @@ def further_texts(head: bytes, blocks: Iterable[bytes], encoding: str) -> Iterat
         pending = text[cut:]
         if cut:
             yield text[: cut - 1]
-    pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending
 
 
 def blocks(stream: IO[bytes], limit: int = LOOK_AHEAD_BYTES) -> Iterator[bytes]:
