@@ -4,6 +4,7 @@ that a file's values would have made numeric (log, report, materialisation metad
 
 from __future__ import annotations
 
+import gzip
 import logging
 
 import dagster as dg
@@ -48,6 +49,14 @@ def test_late_valued_decimal_comma_column_lands_numeric_and_exact(
     total = rows(pg_conn, source, 'count(*), count("Energie"), sum("Energie")')
     expected = sum(_energy(i) for i in range(3000, 3500)) + sum(_energy(i) for i in range(10, 100))
     assert total[0][:2] == (3600, 590) and abs(total[0][2] - expected) < 1e-6
+
+    # Gzipped, the look-ahead reads on through the decompressed stream: with the decimal
+    # taken as "." every one of its values would be a reject in the double column.
+    write_file(server.root, "press/2026-11-29.csv.gz", gzip.compress(night))
+    zipped = ingest_source(ftp, pg_resource, source)
+    assert (zipped.rows_loaded, zipped.rows_rejected) == (3500, 0)
+    last = rows(pg_conn, source, '"Energie"', '_source_file DESC, "Zähler" DESC LIMIT 1')
+    assert last == [(_energy(3499),)]
 
 
 def test_thousands_separated_source_loads_exact_values(
