@@ -135,7 +135,9 @@ class FTPSourceOptions(_Strict):
     encoding: Encoding | None = None
     """A Python codec name such as utf-8 or cp1252 (default: detected)."""
     decimal: Literal[".", ","] | None = None
-    """Decimal separator (default: detected)."""
+    """Decimal separator (default: detected; ',' when thousands is '.', '.' when it is ',')."""
+    thousands: Literal[".", ",", "'", " "] | None = None
+    """Thousands separator of numbers such as 1.234,5 (default: none; never detected)."""
     skip_lines: Annotated[int, Field(ge=0, strict=True)] | None = None
     """Preamble lines before the header."""
     header: Bool | None = None

@@ -24,6 +24,9 @@ DEFAULT_TARGET_SCHEMA = "machine_logs"
 FORMATS = frozenset(FORMAT_NAMES)
 DEFAULT_NULLS = ("", "NaN", "nan", "NAN", "-", "NULL", "null", "N/A", "n/a", "NA")
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Thousands separators a source may configure (never guessed), and the decimal each implies.
+THOUSANDS = (".", ",", "'", " ")
+_IMPLIED_DECIMAL = {".": ",", ",": "."}
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class SourceConfig:
     delimiter: str | None = None
     encoding: str | None = None
     decimal: str | None = None
+    # `1.234,5`: the separator between groups of three digits; None: numbers have none.
+    thousands: str | None = None
     skip_lines: int = 0
     header: bool = True
     null_values: tuple[str, ...] = DEFAULT_NULLS
@@ -61,6 +66,13 @@ class SourceConfig:
     # How long a run waits for another run of the same source before refusing.
     lock_wait_seconds: float = 30.0
 
+    def __post_init__(self) -> None:
+        if self.thousands is None:
+            return
+        if self.decimal is None and self.thousands in _IMPLIED_DECIMAL:
+            object.__setattr__(self, "decimal", _IMPLIED_DECIMAL[self.thousands])
+        _check_thousands(self.name, self.thousands, self.decimal, self.delimiter)
+
     @property
     def table_name(self) -> str:
         return self.table or self.name
@@ -76,6 +88,20 @@ class SourceConfig:
 def _glob(relative_path: str, base: str, pattern: str) -> bool:
     target = relative_path if "/" in pattern else base
     return fnmatch.fnmatchcase(target, pattern)
+
+
+def _check_thousands(name: str, thousands: str, decimal: str | None, delimiter: str | None) -> None:
+    """A thousands separator must differ from the decimal separator and the delimiter; a
+    comma needs a configured delimiter (it cannot be told from a comma delimiter)."""
+    where = f"ftp source {name!r}: thousands {thousands!r}"
+    if thousands not in THOUSANDS:
+        raise ConfigError(f"{where} must be one of {', '.join(map(repr, THOUSANDS))}")
+    if thousands == decimal:
+        raise ConfigError(f"{where} is also the decimal separator")
+    if thousands == delimiter:
+        raise ConfigError(f"{where} is also the delimiter")
+    if thousands == "," and delimiter is None:
+        raise ConfigError(f"{where} needs an explicit `delimiter` other than ','")
 
 
 def target_schema() -> str:
@@ -125,6 +151,7 @@ def parse_source(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> So
         "delimiter",
         "encoding",
         "decimal",
+        "thousands",
         "skip_lines",
         "header",
         "null_values",
@@ -169,6 +196,7 @@ def parse_source(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> So
         delimiter=merged.get("delimiter"),
         encoding=merged.get("encoding"),
         decimal=decimal,
+        thousands=merged.get("thousands"),
         skip_lines=_whole(merged, "skip_lines", 0),
         header=parse_bool(f"ftp.{name}.header", merged.get("header"), True),
         null_values=DEFAULT_NULLS if nulls is None else _as_tuple(nulls, "null_values"),

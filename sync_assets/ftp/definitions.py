@@ -85,6 +85,8 @@ def _metadata(
         "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
         "ftp_reconnects": report.reconnects,
         "rows_loaded_this_run": report.rows_loaded,
+        # Text columns this run's files would have made numeric (loaded as text): docs/ftp.md.
+        "text_columns_with_numeric_values": dg.MetadataValue.json(report.type_warnings),
         **table_metadata(relation=(database, report.schema, report.table)),
     }
 

@@ -42,9 +42,9 @@ from sync_assets.ftp.faults import (
     is_file_fault,
 )
 from sync_assets.ftp.formats import (
-    SAMPLE_BYTES,
+    Detection,
     FileFormat,
-    detect_format,
+    detect_stream,
     header_columns,
     is_gzip,
 )
@@ -61,7 +61,7 @@ from sync_assets.ftp.parallel import (
 from sync_assets.ftp.report import FileOutcome, IngestReport
 from sync_assets.ftp.sessions import RemoteClient
 from sync_assets.ftp.store import FileIdentity, LedgerEntry
-from sync_assets.ftp.types import parse_timestamp
+from sync_assets.ftp.types import numeric_in_text, parse_timestamp
 from sync_assets.resources import SourceUnavailableError
 
 HEAD_BYTES = 1024
@@ -344,13 +344,15 @@ class FileWorker:
         # A file whose preamble/header was never complete has consumed nothing: start over.
         fresh = resumed is None or resumed.lines_consumed == 0
         if not fresh and resumed is not None and resumed.format:
-            fmt = FileFormat.from_json(resumed.format)
+            detection = Detection(FileFormat.from_json(resumed.format))
         else:
-            fmt = detect_format(remote.path, stream.read(SAMPLE_BYTES), source, compressed=gz)
-            stream.seek(0)
+            detection = detect_stream(remote.path, stream, source, compressed=gz)
+        fmt = detection.fmt
         identity = FileIdentity(
             source.name, remote.path, outcome.version, snap.mtime, self.ctx.report.run_id
         )
+        columns = store.table_columns(cur, source.schema, source.table_name)
+        outcome.type_warnings = self._numeric_in_text(remote.path, columns, detection)
         loader = FileLoader(
             cur,
             source.schema,
@@ -358,8 +360,9 @@ class FileWorker:
             fmt,
             identity,
             source.null_values,
-            columns=store.table_columns(cur, source.schema, source.table_name),
+            columns=columns,
             ddl_allowed=ddl_allowed,
+            sampled=detection.values,
         )
         age = (datetime.now(UTC) - snap.mtime).total_seconds() if snap.mtime else 0.0
         reader = LineReader(
@@ -402,6 +405,19 @@ class FileWorker:
             status=store.REJECTED if all_rejected else store.LOADED,
             format=loader.fmt.to_json(),
         )
+
+    def _numeric_in_text(
+        self, path: str, columns: dict[str, str], detection: Detection
+    ) -> list[tuple[str, str]]:
+        """The table's text columns this file's values would have made numeric (logged)."""
+        fmt = detection.fmt
+        found = numeric_in_text(columns, detection.values, fmt.decimal, fmt.thousands)
+        for column, would_be in found:
+            self.log.warning(
+                f"{path}: column {column!r} is text in the table, but this file's values "
+                f"would make it {would_be}: they are loaded as text"
+            )
+        return found
 
     def _load_chunks(self, loader: FileLoader, reader: LineReader, fmt: FileFormat) -> None:
         # One chunk ahead: the next chunk is read and prepared while PostgreSQL absorbs the

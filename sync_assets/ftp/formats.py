@@ -5,6 +5,9 @@ CSV/TSV, JSON Lines and text (+regex); gzip is transparent. Every physical line 
 rejects table. A line is turned into fields or a mapping of column name to string (or None):
 typing happens later, against the table's column types. A new format is one class here and
 one line in `LOG_FORMATS`.
+
+Over 400 lines on purpose: it is the one registry of formats, each format's detection (with
+the value sampling of sampling.py), column naming and line parsing side by side.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import codecs
 import csv
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import IO, TYPE_CHECKING, ClassVar
 
 from sync_assets.core.pg import MAX_IDENTIFIER_BYTES, short_hash, with_suffix
 from sync_assets.core.settings import ConfigError
+from sync_assets.ftp.sampling import ValueSample, blocks, fill, further_texts
 
 if TYPE_CHECKING:  # config imports this module's registry
     from sync_assets.ftp.config import SourceConfig
@@ -26,8 +30,6 @@ if TYPE_CHECKING:  # config imports this module's registry
 SAMPLE_BYTES = 64 * 1024
 DELIMITERS = (";", ",", "\t", "|")
 PROVENANCE = ("_source_file", "_file_version", "_line_number", "_file_mtime", "_run_id")
-_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
-_DECIMAL_POINT = re.compile(r"^[+-]?\d+\.\d+$")
 
 
 class UnparsableFileError(ValueError):
@@ -49,6 +51,7 @@ class FileFormat:
     columns: tuple[str, ...] = ()
     regex: str | None = None
     compressed: bool = False
+    thousands: str | None = None  # only ever from the source's configuration
 
     @property
     def log_format(self) -> LogFormat:
@@ -104,35 +107,58 @@ def _detect_delimiter(lines: Sequence[str]) -> str | None:
     return best[1] if best else None
 
 
-def _detect_decimal(rows: Sequence[Sequence[str]], delimiter: str) -> str:
-    if delimiter == ",":
-        return "."
-    comma = point = 0
-    for row in rows:
-        for value in row:
-            value = value.strip()
-            comma += bool(_DECIMAL_COMMA.match(value))
-            point += bool(_DECIMAL_POINT.match(value))
-    return "," if comma > point else "."
+@dataclass(frozen=True)
+class Detection:
+    """How a file is read, and the values sampled per column (csv) to type new columns."""
+
+    fmt: FileFormat
+    values: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def detect_format(
     name: str, sample: bytes, source: SourceConfig, compressed: bool = False
 ) -> FileFormat:
     """Decide how to read a file from its name, the source's options and its first bytes."""
+    return detect(name, sample, source, compressed).fmt
+
+
+def detect_stream(
+    name: str, stream: IO[bytes], source: SourceConfig, compressed: bool = False
+) -> Detection:
+    """`detect` on the stream's head, reading on (bounded, see sampling.py) while the head
+    does not settle every column; the stream is left at its start."""
+    detection = detect(name, stream.read(SAMPLE_BYTES), source, compressed, blocks(stream))
+    stream.seek(0)
+    return detection
+
+
+def detect(
+    name: str,
+    sample: bytes,
+    source: SourceConfig,
+    compressed: bool = False,
+    more: Iterable[bytes] = (),
+) -> Detection:
+    """The format from the name, the source's options and the first bytes (`sample`); the
+    values of a delimited file's columns from the sample, then from `more` (the bytes after
+    it) while some column has too few values."""
     if b"\x00" in sample[:4096]:
         raise UnparsableFileError("binary content (NUL bytes): not a text log file")
     encoding = detect_encoding(sample, source.encoding)
     text = sample.decode(encoding, errors="replace")
-    lines = [ln for ln in text.splitlines()[source.skip_lines :] if ln.strip()][:50]
-    if len(sample) >= SAMPLE_BYTES and len(lines) > 1:
-        lines = lines[:-1]  # the sample may have cut the last line
+    complete = [ln for ln in text.splitlines()[source.skip_lines :] if ln.strip()]
+    cut = len(sample) >= SAMPLE_BYTES
+    if cut and len(complete) > 1:
+        complete = complete[:-1]  # the sample may have cut the last line
+    lines = complete[:50]
     log_format = configured_format(source.format)
     if log_format is None:  # auto
         log_format = (
             TextFormat() if source.regex else (format_for_name(name) or sniff_format(lines))
         )
-    return log_format.detect(name, lines, source, encoding, compressed)
+    fmt = log_format.detect(name, lines, source, encoding, compressed)
+    further = further_texts(sample, more, encoding) if cut else iter(())
+    return log_format.sample_values(fmt, complete, further, source)
 
 
 def configured_format(name: str) -> LogFormat | None:
@@ -306,13 +332,21 @@ class LogFormat:
     ) -> FileFormat:
         return FileFormat(self.kind, encoding, compressed=compressed)
 
+    def sample_values(
+        self, fmt: FileFormat, lines: Sequence[str], further: Iterator[str], source: SourceConfig
+    ) -> Detection:
+        """`fmt` completed from the values of the sampled `lines` (and `further` ones)."""
+        return Detection(fmt)
+
     def line_parser(self, parser: LineParser) -> Callable[[str], dict[str, str | None]]:
         """The parser's method that reads one line of this format."""
         raise NotImplementedError
 
     def fast_path_applies(self, fmt: FileFormat) -> bool:
-        """Whether a file read as `fmt` can take the fast path (it needs its columns)."""
-        return self.fast_path and bool(fmt.columns)
+        """Whether a file read as `fmt` can take the fast path: it needs its columns, and
+        numbers with a thousands separator are read (and their grouping checked) line by
+        line only."""
+        return self.fast_path and bool(fmt.columns) and fmt.thousands is None
 
 
 class CsvFormat(LogFormat):
@@ -332,9 +366,39 @@ class CsvFormat(LogFormat):
         if not delimiter and format_for_name(name) is LOG_FORMATS["tsv"]:
             delimiter = "\t"
         delimiter = delimiter or _detect_delimiter(lines) or ","
-        rows = [_sample_fields(ln, delimiter) for ln in lines[1 if source.header else 0 :]]
-        decimal = source.decimal or _detect_decimal(rows, delimiter)
-        return FileFormat(self.kind, encoding, delimiter, decimal, compressed=compressed)
+        decimal = source.decimal or "."  # else decided by sample_values
+        return FileFormat(
+            self.kind,
+            encoding,
+            delimiter,
+            decimal,
+            compressed=compressed,
+            thousands=source.thousands,
+        )
+
+    def sample_values(
+        self, fmt: FileFormat, lines: Sequence[str], further: Iterator[str], source: SourceConfig
+    ) -> Detection:
+        """The values of each column, past empty stretches; the decimal separator from them
+        (unless configured): `12,5` against `12.5`, a point when no value shows either."""
+        if not lines:
+            return Detection(fmt)
+        delimiter = fmt.delimiter
+        if source.header:
+            try:
+                names = header_columns(lines[0], delimiter)
+            except UnparsableFileError:
+                return Detection(fmt)  # the loader fails the file with this reason
+            data = lines[1:]
+        else:
+            width = len(_sample_fields(lines[0], delimiter))
+            names = tuple(f"column_{i}" for i in range(1, width + 1))
+            data = lines
+        sample = ValueSample(len(names), source.null_values, delimiter)
+        fill(sample, data, further, lambda line: _sample_fields(line, delimiter))
+        if source.decimal is None and delimiter != ",":
+            fmt = replace(fmt, decimal=sample.decimal() or ".")
+        return Detection(fmt, sample.by_name(names))
 
     def line_parser(self, parser: LineParser) -> Callable[[str], dict[str, str | None]]:
         return parser.parse_csv

@@ -55,9 +55,12 @@ class FileLoader:
         *,
         columns: Mapping[str, str],
         ddl_allowed: bool = True,
+        sampled: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """`columns`: the target table's column name → type as the transaction sees it
-        (store.table_columns); the loader keeps it current as it adds or widens columns."""
+        (store.table_columns); the loader keeps it current as it adds or widens columns.
+        `sampled`: values per column found by detection (formats.Detection), past any empty
+        stretch at the file's start: a new column's type is inferred from them too."""
         self.cur = cur
         # False while other files load in parallel transactions: a needed column change
         # raises NeedsSchemaChangeError (the caller redoes the file alone) instead of taking
@@ -68,6 +71,7 @@ class FileLoader:
         self.fmt = fmt
         self.identity = identity
         self.nulls = frozenset(null_values)
+        self.sampled = sampled or {}
         self.parser = LineParser(fmt)
         # Fields under the header's names (csv), else each record names its columns.
         self._fixed_columns = fmt.log_format.fixed_columns
@@ -213,8 +217,9 @@ class FileLoader:
         for index, column in enumerate(columns):
             if column in self.columns:
                 continue
-            sample = (r[index] for r in rows if r[index] is not None and r[index] not in self.nulls)
-            pg_type = infer_type(sample, self.fmt.decimal)
+            sample = [r[index] for r in rows if r[index] is not None and r[index] not in self.nulls]
+            sample.extend(self.sampled.get(column, ()))
+            pg_type = infer_type(sample, self.fmt.decimal, thousands=self.fmt.thousands)
             self._check_ddl_allowed()
             store.add_column(self.cur, self.schema, self.table, column, pg_type)
             self.columns[column] = pg_type
@@ -232,7 +237,7 @@ class FileLoader:
         rows: Sequence[Sequence[str | None]],
     ) -> tuple[list[tuple[int, bytes, str]], list[tuple[int, bytes, str]], set[str]]:
         converters: list[Converter] = [
-            converter_for(self.columns[c], self.fmt.decimal) for c in columns
+            converter_for(self.columns[c], self.fmt.decimal, self.fmt.thousands) for c in columns
         ]
         nulls, suffix, escapes = self.nulls, self._suffix, COPY_ESCAPES
         out: list[tuple[int, bytes, str]] = []
@@ -259,7 +264,7 @@ class FileLoader:
         if self.columns.get(column) != BIGINT or value is None:
             return False
         try:
-            float_converter(self.fmt.decimal)(value)
+            float_converter(self.fmt.decimal, self.fmt.thousands)(value)
         except BadValue:
             return False
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,6 +26,9 @@ class FileOutcome:
     deleted: bool = False
     fast_chunks: int = 0
     error: str | None = None
+    # The table's text columns whose values in this file would have made them numeric:
+    # (column, would-be type). Loaded as text; reported (see IngestReport.type_warnings).
+    type_warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -89,6 +93,26 @@ class IngestReport:
     @property
     def bytes_read(self) -> int:
         return sum(f.bytes_read for f in self.files)
+
+    @property
+    def type_warnings(self) -> list[dict[str, object]]:
+        """Per (column, would-be type): how many files of the run met it, and the first."""
+        counts: Counter[tuple[str, str]] = Counter()
+        first: dict[tuple[str, str], str] = {}
+        for outcome in self.files:
+            for key in outcome.type_warnings:
+                counts[key] += 1
+                first.setdefault(key, outcome.path)
+        return [
+            {
+                "column": column,
+                "table_type": "text",
+                "would_be": would_be,
+                "files": files,
+                "first_file": first[column, would_be],
+            }
+            for (column, would_be), files in counts.items()
+        ]
 
     @property
     def unbalanced_files(self) -> list[str]:

@@ -4,13 +4,17 @@ A new column's type is inferred from the first chunk that has it: integer (bigin
 boolean, timestamp (timestamptz; naive times are read in the source's time zone), else text.
 A value that does not fit its column's type makes the line a reject, except that an integer
 column met with decimals is widened to double precision.
+
+Numbers are read with the file's decimal separator and, when the source configures one, its
+thousands separator (`1.234,5`): never guessed. A value with the thousands separator must group
+its digits by three (`1.5` with thousands `.` is a reject, not 15).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 BIGINT = "bigint"
@@ -50,9 +54,39 @@ def to_int(value: str) -> str:
     return value
 
 
-def float_converter(decimal: str) -> Converter:
-    def to_float(value: str) -> str:
+def int_converter(thousands: str | None = None) -> Converter:
+    if not thousands:
+        return to_int
+    ungroup = _ungrouper(thousands, None)
+
+    def to_grouped_int(value: str) -> str:
+        return to_int(ungroup(value))
+
+    return to_grouped_int
+
+
+def _ungrouper(thousands: str, decimal: str | None) -> Callable[[str], str]:
+    """Removes the thousands separators of a value whose digits are grouped by three."""
+    sep, dec = re.escape(thousands), re.escape(decimal) if decimal else None
+    fraction = rf"(?:{dec}\d+)?" if dec else ""
+    grouped = re.compile(rf"^[+-]?\d{{1,3}}(?:{sep}\d{{3}})+{fraction}$")
+
+    def ungroup(value: str) -> str:
         text = value.strip()
+        if thousands not in text:
+            return text
+        if not grouped.match(text):
+            raise BadValue(f"misplaced thousands separator {thousands!r}: {value[:40]!r}")
+        return text.replace(thousands, "")
+
+    return ungroup
+
+
+def float_converter(decimal: str, thousands: str | None = None) -> Converter:
+    ungroup = _ungrouper(thousands, decimal) if thousands else None
+
+    def to_float(value: str) -> str:
+        text = value.strip() if ungroup is None else ungroup(value)
         if decimal == ",":
             text = text.replace(",", ".")
         if not _FLOAT_RE.match(text):
@@ -109,11 +143,11 @@ def to_text(value: str) -> str:
     return value
 
 
-def converter_for(pg_type: str, decimal: str) -> Converter:
+def converter_for(pg_type: str, decimal: str, thousands: str | None = None) -> Converter:
     if pg_type in (BIGINT, "integer", "smallint"):
-        return to_int
+        return int_converter(thousands)
     if pg_type in (DOUBLE, "numeric", "real"):
-        return float_converter(decimal)
+        return float_converter(decimal, thousands)
     if pg_type == BOOLEAN:
         return to_bool
     if pg_type.startswith("timestamp"):
@@ -121,7 +155,9 @@ def converter_for(pg_type: str, decimal: str) -> Converter:
     return to_text
 
 
-def infer_type(values: Iterable[str], decimal: str, tolerance: float = 0.1) -> str:
+def infer_type(
+    values: Iterable[str], decimal: str, tolerance: float = 0.1, thousands: str | None = None
+) -> str:
     """The narrowest type that accepts the sample values, allowing a few bad ones.
 
     A stray bad value (e.g. "oops" in a temperature column) must not turn a numeric column
@@ -135,7 +171,7 @@ def infer_type(values: Iterable[str], decimal: str, tolerance: float = 0.1) -> s
     for pg_type in (BIGINT, DOUBLE, BOOLEAN, TIMESTAMP):
         misses = 0
         for value in sample:
-            if not _fits(pg_type, value, decimal):
+            if not _fits(pg_type, value, decimal, thousands):
                 misses += 1
                 if misses > allowed_misses:
                     break
@@ -144,13 +180,31 @@ def infer_type(values: Iterable[str], decimal: str, tolerance: float = 0.1) -> s
     return TEXT
 
 
-def _fits(pg_type: str, value: str, decimal: str) -> bool:
+def _fits(pg_type: str, value: str, decimal: str, thousands: str | None) -> bool:
     if pg_type == TIMESTAMP and not _TS_HINT.match(value.strip()):
         return False  # fromisoformat alone would take "2024" or "20240101" as dates
     try:
-        converter_for(pg_type, decimal)(value)
+        converter_for(pg_type, decimal, thousands)(value)
     except OutOfRange:
         return True  # the type is right; the value itself becomes a reject
     except BadValue:
         return False
     return True
+
+
+def numeric_in_text(
+    table_types: Mapping[str, str],
+    sampled: Mapping[str, Sequence[str]],
+    decimal: str,
+    thousands: str | None = None,
+) -> list[tuple[str, str]]:
+    """(column, type) of the table's `text` columns whose sampled values in a file would have
+    made them numeric: their values are loaded as text, and the run says so (a text column is
+    never retyped: that would rewrite the whole table)."""
+    found = []
+    for column, values in sampled.items():
+        if table_types.get(column) == TEXT and values:
+            would_be = infer_type(values, decimal, thousands=thousands)
+            if would_be in (BIGINT, DOUBLE):
+                found.append((column, would_be))
+    return found
