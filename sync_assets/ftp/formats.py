@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sync_assets.core.pg import MAX_IDENTIFIER_BYTES, short_hash, with_suffix
 from sync_assets.core.settings import ConfigError
+from sync_assets.ftp.quoting import outside_quotes, sample_records
 from sync_assets.ftp.transcode import UTF16_BOMS, is_utf16
 
 if TYPE_CHECKING:  # config imports this module's registry
@@ -116,10 +117,11 @@ def _is_binary(sample: bytes, encoding: str) -> bool:
 
 
 def _detect_delimiter(lines: Sequence[str]) -> str | None:
-    """The candidate found the same (non-zero) number of times on most lines."""
+    """The candidate found the same (non-zero) number of times on most records (outside
+    quotes; a quoted line break joins lines into one record, as the reader will)."""
     best: tuple[int, str] | None = None
     for delim in DELIMITERS:
-        counts = [line.count(delim) for line in lines]
+        counts = [outside_quotes(r).count(delim) for r in sample_records(list(lines), delim)]
         if not counts or counts[0] == 0:
             continue
         agree = sum(1 for c in counts if c == counts[0])

@@ -138,3 +138,21 @@ class RecordAssembler:
         run: Run = (range(self.held_first, self.held_first + 1), self.held[:1])
         self.held = []
         return run
+
+
+# --- for detection: records of sampled text -------------------------------------------------
+
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def sample_records(lines: list[str], delimiter: str) -> list[str]:
+    """Sampled lines as the reader would join them into records with this delimiter."""
+    encoded = [line.encode("utf-8", "surrogatepass") for line in lines]
+    assembler = RecordAssembler(QuoteScanner(delimiter.encode("utf-8")))
+    runs = [*assembler.feed(1, encoded), *assembler.finish(take=True)]
+    return [raw.decode("utf-8", "surrogatepass") for _, raws in runs for raw in raws]
+
+
+def outside_quotes(record: str) -> str:
+    """The record without its quoted sections (delimiters inside quotes do not count)."""
+    return _QUOTED.sub("", record) if '"' in record else record
