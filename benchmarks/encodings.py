@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import os
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -80,6 +81,7 @@ def main(files: int = 4, lines: int = 50_000) -> None:
     finally:
         fastpath.ChunkRewriter.build = build  # type: ignore[method-assign]
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
         with psycopg.connect(ADMIN, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
     for label, runs in times.items():

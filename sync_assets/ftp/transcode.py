@@ -16,8 +16,6 @@ UTF16_BOMS = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE
 # Stands for one dangling byte at the end of a file with an odd length: never valid UTF-8, so
 # the line holding it is a reject (undecodable), and it measures one byte of the file.
 ODD_BYTE = b"\xff"
-_CONTINUATION = bytes(range(0x80, 0xC0))
-_ASTRAL_LEADS = [bytes([b]) for b in range(0xF0, 0xF5)]
 
 
 def is_utf16(encoding: str) -> bool:
@@ -49,10 +47,16 @@ def utf16_size(data: bytes) -> int:
     """How many bytes of the UTF-16 file `data` (UTF-8 from `utf8_blocks`) was read from.
 
     Each code point is one lead byte in UTF-8 and 2 bytes in UTF-16, 4 if astral (lead F0-F4);
-    ODD_BYTE is 1. Counted with whole-buffer C operations (no loop per character).
+    ODD_BYTE is 1. ASCII (the common case) is one C check; otherwise a few whole-buffer numpy
+    comparisons (no loop per character).
     """
-    continuation = len(data) - len(data.translate(None, _CONTINUATION))
+    if data.isascii():
+        return 2 * len(data)
+    import numpy  # a pandas dependency, only needed for non-ASCII UTF-16
+
+    codes = numpy.frombuffer(data, dtype=numpy.uint8)
+    continuation = int(numpy.count_nonzero(codes >= 0x80) - numpy.count_nonzero(codes >= 0xC0))
     odd = data.count(ODD_BYTE)
-    astral = sum(data.count(lead) for lead in _ASTRAL_LEADS)
+    astral = int(numpy.count_nonzero(codes >= 0xF0)) - odd  # F5-FE never occur
     leads = len(data) - continuation - odd
     return 2 * (leads + astral) + odd

@@ -390,13 +390,13 @@ def multiline_files(draw: st.DrawFn) -> tuple[str, str, str, str, list[int]]:
 def test_whole_files_with_multiline_records_load_the_same_rows_on_both_paths(
     pg_conn: psycopg.Connection, typed_table: tuple[str, str]
 ) -> None:
-    schema, table = typed_table
-    nulls = SourceConfig(name="fuzz").null_values
     fast_chunks = []
 
     @fuzz(60)
     @given(example=multiline_files())
-    def agree(example: tuple[str, str, str, str, list[int]]) -> None:
+    def same_rows(example: tuple[str, str, str, str, list[int]]) -> None:
+        schema, table = typed_table
+        nulls = SourceConfig(name="fuzz").null_values
         delimiter, decimal, encoding, text, numbers = example
         try:
             data = text.encode(encoding)
@@ -432,6 +432,6 @@ def test_whole_files_with_multiline_records_load_the_same_rows_on_both_paths(
                 assert [row[0] for row in loaded] == numbers
             fast_chunks.append(both.counts.fast_chunks)
 
-    agree()
+    same_rows()
     # Both the fast path (chunks without quotes) and the line path were really exercised.
     assert sum(1 for n in fast_chunks if n) >= 10, fast_chunks
