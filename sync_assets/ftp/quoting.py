@@ -4,8 +4,9 @@ A quoted field may hold the delimiter, doubled quotes and line breaks. Python's 
 (strict) parses a record once it is whole (formats.split_fields); this module only decides,
 from bytes, where records end, reading quotes as that parser does: a quote opens a quoted
 field only at the start of a field; inside one, `""` is a quote and a lone quote closes it;
-a quote anywhere else is a plain character. One regular expression per line that has a quote
-(possessive, so linear); lines without a quote cost nothing.
+a quote anywhere else is a plain character. Possessive regular expressions (linear): one match
+runs over all the lines of a block that end outside quotes; only a line that opens a quoted
+field, and the lines of its record, are looked at one by one.
 
 A record whose quote is still open after MAX_RECORD_LINES physical lines or MAX_RECORD_BYTES,
 or whose quote closes on a later line in a way csv refuses (a stray quote paired with the bad
@@ -19,7 +20,6 @@ for the next run) or given up the same way (`finish(take=True)`: the file is com
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from collections.abc import Iterator
 
 MAX_RECORD_LINES = 100
@@ -41,17 +41,37 @@ class QuoteScanner:
         else:
             other = b"(?:(?!" + d + b")[\\s\\S])"
             plain_start = b'(?!")' + other
-        quoted = b'(?:[^"]|"")*+'  # inside a quoted field: up to its closing quote, if any
+        quoted = b'[^"]*+(?:""[^"]*+)*+'  # inside a quoted field: up to its closing quote
         field = b'(?:"' + quoted + b'"' + other + b"*+|" + plain_start + other + b"*+)?+"
         fields = b"(?:" + field + d + b")*+"
         self._open_from_start = re.compile(fields + b'"' + quoted)
         self._open_from_inside = re.compile(
             quoted + b'(?:"' + other + b"*+" + d + fields + b'"' + quoted + b")?"
         )
+        # Consecutive lines that each end outside quotes (read from a record start): a whole
+        # block of them in one C-level match, so only a line that opens costs Python work.
+        if len(delimiter) == 1:
+            in_line, plain_in_line = b"[^" + d + b"\n]", b'[^"' + d + b"\n]"
+        else:
+            in_line = b"(?:(?!" + d + b")[^\n])"
+            plain_in_line = b'(?!")' + in_line
+        quoted_in_line = b'[^"\n]*+(?:""[^"\n]*+)*+'
+        field_in_line = (
+            b'(?:"' + quoted_in_line + b'"' + in_line + b"*+|"
+            + plain_in_line + in_line + b"*+)?+"
+        )  # fmt: skip
+        closed_line = b"(?:" + field_in_line + d + b")*+" + field_in_line
+        self._closed_lines = re.compile(b"(?:" + closed_line + b"\n)*+")
         # A whole record as csv (strict) parses it: a closing quote is followed by the
         # delimiter or the end; no line break outside quotes (lines are joined by b"\n").
         strict = b'(?:"' + quoted + b'"|(?!")(?:(?!' + d + b")[^\r\n])++)?+"
         self._well_formed = re.compile(strict + b"(?:" + d + strict + b")*+\r?")
+
+    def closed_until(self, block: bytes, start: int) -> int:
+        """Where the first line (from `start`, each ending with b"\\n") that opens a
+        quoted field starts; len(block) when none does."""
+        match = self._closed_lines.match(block, start)
+        return match.end() if match else start
 
     def opens(self, line: bytes) -> bool:
         """A line read from the start of a record ends inside a quoted field."""
@@ -94,24 +114,26 @@ class RecordAssembler:
     def _scan(
         self, first: int, lines: list[bytes], work: list[tuple[int, list[bytes]]]
     ) -> Iterator[Run]:
-        quoted = [k for k, line in enumerate(lines) if b'"' in line]
-        start = i = 0
+        block = b"\n".join(lines) + b"\n"
+        offset = start = i = 0
         count = len(lines)
         while i < count:
-            if not self.held:  # jump to the next line with a quote
-                at = bisect_left(quoted, i)
-                if at == len(quoted):
+            if not self.held:  # over the lines that end outside quotes, at C speed
+                end = self.scanner.closed_until(block, offset)
+                i += block.count(b"\n", offset, end)
+                offset = end
+                if i >= count:
                     break
-                i = quoted[at]
-                if self.scanner.opens(lines[i]):
-                    if start < i:
-                        yield range(first + start, first + i), lines[start:i]
-                    self._hold(first + i, lines[i])
+                if start < i:
+                    yield range(first + start, first + i), lines[start:i]
+                self._hold(first + i, lines[i])
+                offset += len(lines[i]) + 1
                 i += 1
                 continue
             line = lines[i]
             self.held.append(line)
             self._held_bytes += len(line) + 1
+            offset += len(line) + 1
             i += 1
             closed = b'"' in line and not self.scanner.stays_open(line)
             if closed and self.scanner.well_formed(record := b"\n".join(self.held)):

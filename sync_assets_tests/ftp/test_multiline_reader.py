@@ -124,6 +124,10 @@ def test_the_scanner_matches_the_reference_and_the_csv_module(pieces: list[str])
     scanner = QuoteScanner(b";")
     assert scanner.opens(line.encode()) == _reference_open(line, inside=False)
     assert scanner.stays_open(line.encode()) == _reference_open(line, inside=True)
+    # The block-wide match stops exactly at a line that opens (here the second of three).
+    block = f"a;b\n{line}\nc;d\n".encode()
+    stop = 4 if scanner.opens(line.encode()) else len(block)
+    assert scanner.closed_until(block, 0) == stop
     if scanner.opens(line.encode()):  # csv (strict) refuses a line whose quote is open
         with pytest.raises(csv.Error):
             split_fields(line, ";")
