@@ -48,7 +48,7 @@ from sync_assets.ftp.formats import (
     header_columns,
     is_gzip,
 )
-from sync_assets.ftp.lines import LineReader
+from sync_assets.ftp.lines import LineReader, reader_format
 from sync_assets.ftp.listing import RemoteFile
 from sync_assets.ftp.loader import FileLoader
 from sync_assets.ftp.parallel import (
@@ -357,7 +357,7 @@ class FileWorker:
             cur,
             source.schema,
             source.table_name,
-            fmt,
+            reader_format(fmt),  # UTF-16 is read as UTF-8
             identity,
             source.null_values,
             columns=columns,
@@ -371,8 +371,9 @@ class FileWorker:
             first_line=0 if fresh or resumed is None else resumed.lines_consumed,
             preamble=source.skip_lines if fresh else 0,
             want_header=fresh and fmt.log_format.fixed_columns and source.header,
+            fmt=fmt,
         )
-        self._load_chunks(loader, reader, fmt)
+        self._load_chunks(loader, reader, loader.fmt)
         counts = loader.finish()
         outcome.lines_read = counts.lines_read
         outcome.rows_loaded = counts.rows_loaded
@@ -403,7 +404,7 @@ class FileWorker:
             rows_loaded=total_rows,
             rows_rejected=prior_rejects + counts.rows_rejected,
             status=store.REJECTED if all_rejected else store.LOADED,
-            format=loader.fmt.to_json(),
+            format=dataclasses.replace(loader.fmt, encoding=fmt.encoding).to_json(),
         )
 
     def _numeric_in_text(

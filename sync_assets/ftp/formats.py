@@ -1,10 +1,10 @@
 """Log formats: one class per format (detection, parsing, fast path), in one registry.
 
-CSV/TSV, JSON Lines and text (+regex); gzip is transparent. Every physical line is one record
-(machine logs do not quote newlines), so each data line has a line number and raw text for the
-rejects table. A line is turned into fields or a mapping of column name to string (or None):
-typing happens later, against the table's column types. A new format is one class here and
-one line in `LOG_FORMATS`.
+CSV/TSV, JSON Lines and text (+regex); gzip is transparent. A record is one physical line,
+except in CSV where a quoted field may hold line breaks (ftp/quoting.py); each record has a
+line number (its first line's) and raw text for the rejects table. A record is turned into
+fields or a mapping of column name to string (or None): typing happens later, against the
+table's column types. A new format is one class here and one line in `LOG_FORMATS`.
 
 Over 400 lines on purpose: it is the one registry of formats, each format's detection (with
 the value sampling of sampling.py), column naming and line parsing side by side.
@@ -22,7 +22,9 @@ from typing import IO, TYPE_CHECKING, ClassVar
 
 from sync_assets.core.pg import MAX_IDENTIFIER_BYTES, short_hash, with_suffix
 from sync_assets.core.settings import ConfigError
+from sync_assets.ftp.quoting import outside_quotes, sample_records
 from sync_assets.ftp.sampling import ValueSample, blocks, fill, further_texts
+from sync_assets.ftp.transcode import UTF16_BOMS, is_utf16
 
 if TYPE_CHECKING:  # config imports this module's registry
     from sync_assets.ftp.config import SourceConfig
@@ -73,13 +75,19 @@ def is_gzip(name: str, head: bytes) -> bool:
 
 
 def detect_encoding(sample: bytes, configured: str | None) -> str:
+    """The file's encoding: the configured one, else from its BOM or its bytes. UTF-16 is
+    always resolved to its byte order (`utf-16-le`/`-be`), so a file resumed past its BOM
+    is read the same way; `utf-16` configured without a BOM: the order the NULs show."""
     if configured:
         try:
-            return codecs.lookup(configured).name
+            name = codecs.lookup(configured).name
         except LookupError:  # the configuration's fault, not a file's: the run stops
             raise ConfigError(f"unknown encoding {configured!r} (option `encoding`)") from None
+        return _utf16_order(sample) if name == "utf-16" else name
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if sample.startswith(tuple(UTF16_BOMS.values())) and not sample.startswith(codecs.BOM_UTF32_LE):
+        return _utf16_order(sample)
     cut = sample.rfind(b"\n")
     complete = sample if cut < 0 or len(sample) < SAMPLE_BYTES else sample[: cut + 1]
     try:
@@ -94,11 +102,29 @@ def detect_encoding(sample: bytes, configured: str | None) -> str:
     return "utf-8"
 
 
+def _utf16_order(sample: bytes) -> str:
+    """utf-16-le or -be: the BOM's, else the one whose NULs (ASCII text) fall where a high
+    byte is; little-endian (what Windows writes) when nothing tells."""
+    for name, bom in UTF16_BOMS.items():
+        if sample.startswith(bom):
+            return name
+    head = sample[:4096]
+    return "utf-16-be" if head[0::2].count(0) > head[1::2].count(0) else "utf-16-le"
+
+
+def _is_binary(sample: bytes, encoding: str) -> bool:
+    """NUL bytes in the head; in UTF-16, NUL characters (its ASCII has NUL bytes)."""
+    if is_utf16(encoding):
+        return "\x00" in sample[:4096].decode(encoding, errors="replace")
+    return b"\x00" in sample[:4096]
+
+
 def _detect_delimiter(lines: Sequence[str]) -> str | None:
-    """The candidate found the same (non-zero) number of times on most lines."""
+    """The candidate found the same (non-zero) number of times on most records (outside
+    quotes; a quoted line break joins lines into one record, as the reader will)."""
     best: tuple[int, str] | None = None
     for delim in DELIMITERS:
-        counts = [line.count(delim) for line in lines]
+        counts = [outside_quotes(r).count(delim) for r in sample_records(list(lines), delim)]
         if not counts or counts[0] == 0:
             continue
         agree = sum(1 for c in counts if c == counts[0])
@@ -142,9 +168,9 @@ def detect(
     """The format from the name, the source's options and the first bytes (`sample`); the
     values of a delimited file's columns from the sample, then from `more` (the bytes after
     it) while some column has too few values."""
-    if b"\x00" in sample[:4096]:
-        raise UnparsableFileError("binary content (NUL bytes): not a text log file")
     encoding = detect_encoding(sample, source.encoding)
+    if _is_binary(sample, encoding):
+        raise UnparsableFileError("binary content (NUL bytes): not a text log file")
     text = sample.decode(encoding, errors="replace")
     complete = [ln for ln in text.splitlines()[source.skip_lines :] if ln.strip()]
     cut = len(sample) >= SAMPLE_BYTES
@@ -322,6 +348,8 @@ class LogFormat:
     fixed_columns: ClassVar[bool] = False
     # Whether a clean chunk may go as COPY csv straight into the table (ftp/fastpath.py).
     fast_path: ClassVar[bool] = False
+    # Whether a quoted field may hold line breaks (RFC 4180): records span lines (quoting.py).
+    quoted_line_breaks: ClassVar[bool] = False
 
     def looks_like(self, lines: Sequence[str]) -> bool:
         """Whether sampled lines (format `auto`, no telling suffix) look like this format."""
@@ -354,6 +382,7 @@ class CsvFormat(LogFormat):
     suffixes = (".csv",)
     fixed_columns = True
     fast_path = True
+    quoted_line_breaks = True
     default_delimiter: ClassVar[str | None] = None
 
     def looks_like(self, lines: Sequence[str]) -> bool:

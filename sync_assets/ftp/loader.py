@@ -105,7 +105,9 @@ class FileLoader:
             self.counts.fast_chunks += 1
             self._track_newest_raw(chunk)
             return
-        self.load_lines(decode_chunk(chunk.raws, chunk.first_line, self.fmt.encoding))
+        self.load_lines(
+            decode_chunk(chunk.raws, chunk.first_line, self.fmt.encoding, chunk.numbers)
+        )
 
     def prepare(self, chunk: RawChunk) -> None:
         """Compute the chunk's fast-path COPY data ahead (bytes work only, no database), with

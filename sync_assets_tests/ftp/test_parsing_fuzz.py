@@ -8,7 +8,9 @@ number of examples, no per-example deadline. Three properties:
 2. Through the real per-file path (real FTP server, real PostgreSQL), no input raises past the
    file: every file ends loaded, rejected or failed, with its lines accounted for.
 3. Where the fast path (PostgreSQL parses the CSV) and the line path (Python parses, then COPY
-   text) both accept a chunk, they load exactly the same rows.
+   text) both accept a chunk, they load exactly the same rows; and whole files with quoted
+   line breaks (UTF-8, cp1252, UTF-16) load the same rows chunk by chunk as the loader does
+   it (fast path where it applies) and line by line only.
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ from sync_assets.ftp.formats import (
     header_columns,
 )
 from sync_assets.ftp.ingest import ingest_source
-from sync_assets.ftp.lines import MAX_LINE_BYTES, LineReader, RawChunk, decode_chunk
+from sync_assets.ftp.lines import (
+    MAX_LINE_BYTES,
+    LineReader,
+    RawChunk,
+    decode_chunk,
+    reader_format,
+)
 from sync_assets.ftp.loader import FileLoader
 from sync_assets.ftp.parallel import NeedsSchemaChangeError
 from sync_assets.ftp.store import FileIdentity
@@ -117,15 +125,16 @@ SOURCES = st.builds(
 
 
 def _parse_everything(name: str, data: bytes, source: SourceConfig) -> None:
-    fmt = detect_format(name, data[:SAMPLE_BYTES], source)
-    reader = LineReader(io.BytesIO(data), True, 0, source.skip_lines, source.header)
+    file_fmt = detect_format(name, data[:SAMPLE_BYTES], source)
+    fmt = reader_format(file_fmt)  # as the loader sees it (UTF-16 read as UTF-8)
+    reader = LineReader(io.BytesIO(data), True, 0, source.skip_lines, source.header, file_fmt)
     parser = LineParser(fmt)
     for chunk in reader.chunks(fmt.encoding, 7):
         if reader.header is not None and fmt.kind == "csv" and not fmt.columns:
             fmt = FileFormat(**{**fmt.__dict__, "columns": header_columns(reader.header, ",")})
             parser = LineParser(fmt)
         values: list[str] = []
-        for line in decode_chunk(chunk.raws, chunk.first_line, fmt.encoding):
+        for line in decode_chunk(chunk.raws, chunk.first_line, fmt.encoding, chunk.numbers):
             if line.text is None:
                 continue
             try:
@@ -350,3 +359,79 @@ def test_postgres_only_forms_go_line_by_line_and_are_rejects(
             assert loader.fast is not None and not loader.fast.load(RawChunk(1, raws))
             loader.load_chunk(RawChunk(1, raws))
             assert (loader.counts.rows_loaded, loader.counts.rows_rejected) == (1, 1)
+
+
+# --- 3b. whole files with multi-line records: the loader's choice vs the line path only --------
+
+QUOTED_TEXTS = ['"a\nb"', '"x\r\ny"', '"say ""hi"""', '"\n"', '""', '"two\n\nblank"']
+
+
+@st.composite
+def multiline_files(draw: st.DrawFn) -> tuple[str, str, str, str, list[int]]:
+    """CSV text whose text column is sometimes quoted with line breaks, doubled quotes or the
+    delimiter; and each record's first line number."""
+    delimiter, decimal = draw(st.sampled_from([(";", ","), (",", "."), ("\t", ",")]))
+    encoding = draw(st.sampled_from(["utf-8", "cp1252", "utf-16-le", "utf-16-be"]))
+    chars = "utf-8" if encoding.startswith("utf-16") else encoding
+    cells = [_cell(t, decimal, chars, clean=True) for t in TYPES]
+    quoted = st.sampled_from([*QUOTED_TEXTS, f'"a{delimiter}b"'])
+    rows = draw(
+        st.lists(st.tuples(*cells[:4], st.one_of(cells[4], quoted)), min_size=1, max_size=14)
+    )
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    records = [delimiter.join(row).replace("\n", newline) for row in rows]
+    numbers, line = [], 1
+    for record in records:
+        numbers.append(line)
+        line += record.count(newline) + 1
+    return delimiter, decimal, encoding, newline.join(records) + newline, numbers
+
+
+def test_whole_files_with_multiline_records_load_the_same_rows_on_both_paths(
+    pg_conn: psycopg.Connection, typed_table: tuple[str, str]
+) -> None:
+    fast_chunks = []
+
+    @fuzz(60)
+    @given(example=multiline_files())
+    def same_rows(example: tuple[str, str, str, str, list[int]]) -> None:
+        schema, table = typed_table
+        nulls = SourceConfig(name="fuzz").null_values
+        delimiter, decimal, encoding, text, numbers = example
+        try:
+            data = text.encode(encoding)
+        except UnicodeEncodeError:
+            return
+        columns = tuple(f"c{i}" for i in range(len(TYPES)))
+        fmt = FileFormat("csv", encoding, delimiter, decimal, columns)
+        read = reader_format(fmt)
+
+        def chunks() -> Iterator[RawChunk]:
+            return LineReader(io.BytesIO(data), True, 0, 0, False, fmt).chunks(read.encoding, 3)
+
+        with pg_conn.transaction(force_rollback=True), pg_conn.cursor() as cur:
+            both = FileLoader(
+                cur, schema, table, read, _identity("both"), nulls, **_cols(cur, typed_table)
+            )
+            slow = FileLoader(
+                cur, schema, table, read, _identity("slow"), nulls, **_cols(cur, typed_table)
+            )
+            try:
+                for chunk in chunks():
+                    both.load_chunk(chunk)
+                for chunk in chunks():
+                    lines = decode_chunk(chunk.raws, chunk.first_line, read.encoding, chunk.numbers)
+                    slow.load_lines(lines)
+            except NeedsSchemaChangeError:  # a widening: not what this property is about
+                return
+            loaded = _loaded(cur, schema, table, "both")
+            assert loaded == _loaded(cur, schema, table, "slow")
+            counts = (both.counts.rows_loaded, both.counts.rows_rejected, both.counts.lines_read)
+            assert counts == (slow.counts.rows_loaded, slow.counts.rows_rejected, len(numbers))
+            if not both.counts.rows_rejected:
+                assert [row[0] for row in loaded] == numbers
+            fast_chunks.append(both.counts.fast_chunks)
+
+    same_rows()
+    # Both the fast path (chunks without quotes) and the line path were really exercised.
+    assert sum(1 for n in fast_chunks if n) >= 10, fast_chunks
