@@ -18,13 +18,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from sync_assets.core.locks import advisory_lock
 from sync_assets.core.names import ftp_source_lock
 from sync_assets.core.secrets import redact
-from sync_assets.ftp import store
+from sync_assets.ftp import listtime, rotation, store
 from sync_assets.ftp.client import RetryPolicy
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.filework import FileWorker, RunContext, tail_due
@@ -86,7 +87,10 @@ def list_files(client: RemoteClient, root: str, source: SourceConfig) -> list[Re
     for path, entry in client.walk(root, source.recursive):
         relative = path[len(prefix) :] if path.startswith(prefix) else path
         if source.wants(relative):
-            found.append(RemoteFile(path, relative, entry.size, entry.mtime, entry.precision))
+            listed = entry.mtime if entry.precision > 1 else None
+            found.append(
+                RemoteFile(path, relative, entry.size, entry.mtime, entry.precision, listed)
+            )
     found.sort(key=lambda f: f.path)
     return found
 
@@ -96,15 +100,21 @@ def classify(
 ) -> str:
     """What a run does with a listed file: `load` (new, changed, or a due last line),
     `delete` (loaded whole, to delete with DELETE_AFTER_SYNC) or `unchanged`."""
-    if entry is None or entry.status == store.DELETED:
+    if entry is None or entry.status in (store.DELETED, store.MOVED):
         return "load"
-    if not remote.same_as(entry.size, entry.mtime):
+    if not unchanged(remote, entry):
         return "load"
     if tail_due(entry, source.final_line_seconds):
         return "load"
     if delete_after and entry.status == store.LOADED and entry.offset_bytes >= entry.size:
         return "delete"
     return "unchanged"
+
+
+def unchanged(remote: RemoteFile, entry: store.LedgerEntry) -> bool:
+    """The listing shows the version the ledger has: the same listed time as recorded (LIST
+    servers, listtime.py), else the same size and mtime within the listing's precision."""
+    return listtime.unchanged_by_listing(remote, entry) or remote.same_as(entry.size, entry.mtime)
 
 
 def pending_bytes(remote: RemoteFile, entry: store.LedgerEntry | None) -> int:
@@ -153,6 +163,7 @@ class _Run:
         self.root = source_root(ftp_resource, source)
         self.ledger = store.load_ledger(conn, source.name)
         self.delete_after = ftp_resource.should_delete_after_sync
+        self.list_offset = listtime.parse_offset(ftp_resource.list_time_offset)
 
     def _client(self) -> RemoteClient:
         policy = RetryPolicy(self.source.retries, self.source.retry_backoff_seconds)
@@ -166,9 +177,11 @@ class _Run:
 
     def execute(self) -> None:
         self.root = self.client.absolute(self.root)
+        listed_at = datetime.now(UTC)
         files = self._list()
         self.report.files_seen = len(files)
         verdicts = {remote.path: self._classify(remote) for remote in files}
+        self._remember_listing(files, verdicts, listed_at)
         to_load = [remote for remote in files if verdicts[remote.path] == "load"]
         to_delete = [remote for remote in files if verdicts[remote.path] == "delete"]
         looks = StableLooks(self._first_look(to_load), self.source.min_age_seconds)
@@ -183,7 +196,12 @@ class _Run:
             looks,
             SchemaGate(parallel=workers > 1),
             redact=self._redact,
+            listed_at=listed_at,
         )
+        if to_load:  # what rotated or moved files may continue
+            retired = store.load_retired(self.conn, self.source.name)
+            changed = {remote.path for remote in to_load}
+            ctx.seen = rotation.seen_content(self.ledger, retired, files, changed)
         failed_before = {p for p, e in self.ledger.items() if e.status == store.FAILED}
         pool = _Pool(self, ctx, to_load, workers, first_alone=self._fresh_table())
         try:
@@ -225,7 +243,44 @@ class _Run:
         return all(c in PROVENANCE or c == "_ingested_at" for c in columns)
 
     def _list(self) -> list[RemoteFile]:
-        return list_files(self.client, self.root, self.source)
+        files = list_files(self.client, self.root, self.source)
+        if self.client.has_mlst or not files:
+            return files
+        offset = self.list_offset
+        if offset is None and not all(self._listed_unchanged(f) for f in files):
+            offset = self._detect_offset(files)  # one MDTM, only when some file needs it
+        return listtime.corrected(files, offset) if offset is not None else files
+
+    def _listed_unchanged(self, remote: RemoteFile) -> bool:
+        entry = self.ledger.get(remote.path)
+        return entry is not None and listtime.unchanged_by_listing(remote, entry)
+
+    def _detect_offset(self, files: list[RemoteFile]) -> timedelta | None:
+        probe = listtime.probe_file(files)
+        stat = self.client.stat(probe.path) if probe and probe.listed else None
+        if probe is None or probe.listed is None or stat is None or stat[1] is None:
+            return None
+        offset = listtime.detect_offset(probe.listed, stat[1])
+        hours = "unknown" if offset is None else f"UTC{_signed(offset)}"
+        self.log.info(f"LIST times of this server: {hours} (MDTM of {probe.path})")
+        self.list_offset = offset  # once per run
+        return offset
+
+    def _remember_listing(
+        self, files: list[RemoteFile], verdicts: dict[str, str], listed_at: datetime
+    ) -> None:
+        """Files found unchanged by their corrected time: keep their listed time, so that the
+        next runs need no offset (one statement for all)."""
+        keep = []
+        for remote in files:
+            entry = self.ledger.get(remote.path)
+            if entry is None or verdicts[remote.path] == "load":
+                continue
+            listed = listtime.listed_to_record(remote, entry.mtime, listed_at)
+            if listed is not None and listed != entry.listed_mtime:
+                keep.append((remote.path, entry.version, listed))
+                entry.listed_mtime = listed
+        store.record_listed(self.conn, self.source.name, keep)
 
     def _classify(self, remote: RemoteFile) -> str:
         return classify(remote, self.ledger.get(remote.path), self.source, self.delete_after)
@@ -299,6 +354,12 @@ class _RowCounter:
     def result(self) -> int | None:
         self._thread.join()
         return self.rows
+
+
+def _signed(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _file_line(index: int, total: int, outcome: FileOutcome) -> str:
