@@ -26,7 +26,7 @@ from sync_assets.core.locks import advisory_lock
 from sync_assets.core.names import ftp_source_lock
 from sync_assets.core.secrets import redact
 from sync_assets.ftp import listtime, rotation, store
-from sync_assets.ftp.client import RetryPolicy
+from sync_assets.ftp.client import FTPClient, RetryPolicy
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.filework import FileWorker, RunContext, tail_due
 from sync_assets.ftp.formats import PROVENANCE
@@ -257,10 +257,12 @@ class _Run:
 
     def _detect_offset(self, files: list[RemoteFile]) -> timedelta | None:
         probe = listtime.probe_file(files)
-        stat = self.client.stat(probe.path) if probe and probe.listed else None
-        if probe is None or probe.listed is None or stat is None or stat[1] is None:
+        if probe is None or probe.listed is None or not isinstance(self.client, FTPClient):
             return None
-        offset = listtime.detect_offset(probe.listed, stat[1])
+        precise = self.client.modified(probe.path)
+        if precise is None:
+            return None
+        offset = listtime.detect_offset(probe.listed, precise)
         hours = "unknown" if offset is None else f"UTC{_signed(offset)}"
         self.log.info(f"LIST times of this server: {hours} (MDTM of {probe.path})")
         self.list_offset = offset  # once per run
