@@ -8,6 +8,10 @@ row; after each commit, delete the remote file if asked to and it is still uncha
 The pause between the two looks is not idle: workers already download and load files whose
 first look is old enough, but each file's transaction waits for the second look and commits
 only if it confirmed the size/mtime that was read (`filework`, `parallel`).
+
+Over 400 lines on purpose: one run's steps (listing, classification, looks, pool, report)
+share the run's state; what stands alone lives elsewhere (listed times: listtime.py, moved
+content: rotation.py, one file: filework.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -181,7 +185,8 @@ class _Run:
         files = self._list()
         self.report.files_seen = len(files)
         verdicts = {remote.path: self._classify(remote) for remote in files}
-        self._remember_listing(files, verdicts, listed_at)
+        kept = listtime.listed_to_keep(files, self.ledger, verdicts, listed_at)
+        store.record_listed(self.conn, self.source.name, kept)
         to_load = [remote for remote in files if verdicts[remote.path] == "load"]
         to_delete = [remote for remote in files if verdicts[remote.path] == "delete"]
         looks = StableLooks(self._first_look(to_load), self.source.min_age_seconds)
@@ -246,43 +251,11 @@ class _Run:
         files = list_files(self.client, self.root, self.source)
         if self.client.has_mlst or not files:
             return files
-        offset = self.list_offset
-        if offset is None and not all(self._listed_unchanged(f) for f in files):
-            offset = self._detect_offset(files)  # one MDTM, only when some file needs it
-        return listtime.corrected(files, offset) if offset is not None else files
-
-    def _listed_unchanged(self, remote: RemoteFile) -> bool:
-        entry = self.ledger.get(remote.path)
-        return entry is not None and listtime.unchanged_by_listing(remote, entry)
-
-    def _detect_offset(self, files: list[RemoteFile]) -> timedelta | None:
-        probe = listtime.probe_file(files)
-        if probe is None or probe.listed is None or not isinstance(self.client, FTPClient):
-            return None
-        precise = self.client.modified(probe.path)
-        if precise is None:
-            return None
-        offset = listtime.detect_offset(probe.listed, precise)
-        hours = "unknown" if offset is None else f"UTC{_signed(offset)}"
-        self.log.info(f"LIST times of this server: {hours} (MDTM of {probe.path})")
-        self.list_offset = offset  # once per run
-        return offset
-
-    def _remember_listing(
-        self, files: list[RemoteFile], verdicts: dict[str, str], listed_at: datetime
-    ) -> None:
-        """Files found unchanged by their corrected time: keep their listed time, so that the
-        next runs need no offset (one statement for all)."""
-        keep = []
-        for remote in files:
-            entry = self.ledger.get(remote.path)
-            if entry is None or verdicts[remote.path] == "load":
-                continue
-            listed = listtime.listed_to_record(remote, entry.mtime, listed_at)
-            if listed is not None and listed != entry.listed_mtime:
-                keep.append((remote.path, entry.version, listed))
-                entry.listed_mtime = listed
-        store.record_listed(self.conn, self.source.name, keep)
+        modified = self.client.modified if isinstance(self.client, FTPClient) else None
+        files, self.list_offset = listtime.to_utc(
+            files, self.ledger, self.list_offset, modified, self.log
+        )
+        return files
 
     def _classify(self, remote: RemoteFile) -> str:
         return classify(remote, self.ledger.get(remote.path), self.source, self.delete_after)
@@ -356,12 +329,6 @@ class _RowCounter:
     def result(self) -> int | None:
         self._thread.join()
         return self.rows
-
-
-def _signed(offset: timedelta) -> str:
-    minutes = int(offset.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _file_line(index: int, total: int, outcome: FileOutcome) -> str:

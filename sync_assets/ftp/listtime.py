@@ -19,7 +19,9 @@ UTC to the second (RFC 3659). Two rules keep unchanged files at one LIST per dir
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sync_assets.ftp.listing import RemoteFile
@@ -95,3 +97,63 @@ def listed_to_record(
     if listed_at < precise + timedelta(seconds=remote.precision) + LISTED_MARGIN:
         return None
     return remote.listed
+
+
+def to_utc(
+    files: list[RemoteFile],
+    ledger: dict[str, LedgerEntry],
+    offset: timedelta | None,
+    modified: Callable[[str], datetime | None] | None,
+    log: logging.Logger,
+) -> tuple[list[RemoteFile], timedelta | None]:
+    """The listed files with UTC times when the offset is known or found (`offset` None:
+    auto; `modified`: MDTM of one path), and the offset for the rest of the run."""
+    needed = not all(_listed_unchanged(f, ledger) for f in files)
+    if offset is None and needed and modified is not None:
+        offset = _detect(files, modified, log)  # one MDTM, only when some file needs it
+    return (corrected(files, offset) if offset is not None else files), offset
+
+
+def _listed_unchanged(remote: RemoteFile, ledger: dict[str, LedgerEntry]) -> bool:
+    entry = ledger.get(remote.path)
+    return entry is not None and unchanged_by_listing(remote, entry)
+
+
+def _detect(
+    files: list[RemoteFile], modified: Callable[[str], datetime | None], log: logging.Logger
+) -> timedelta | None:
+    probe = probe_file(files)
+    if probe is None or probe.listed is None:
+        return None
+    precise = modified(probe.path)
+    offset = detect_offset(probe.listed, precise) if precise is not None else None
+    log.info(f"LIST times of this server: {_describe(offset)} (MDTM of {probe.path})")
+    return offset
+
+
+def _describe(offset: timedelta | None) -> str:
+    if offset is None:
+        return "zone unknown"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def listed_to_keep(
+    files: list[RemoteFile],
+    ledger: dict[str, LedgerEntry],
+    verdicts: dict[str, str],
+    listed_at: datetime,
+) -> list[tuple[str, int, datetime]]:
+    """(path, version, listed time) of the files found unchanged by their UTC time whose
+    listed time the ledger does not have yet (the ledger dict is updated too)."""
+    keep = []
+    for remote in files:
+        entry = ledger.get(remote.path)
+        if entry is None or verdicts[remote.path] == "load":
+            continue
+        listed = listed_to_record(remote, entry.mtime, listed_at)
+        if listed is not None and listed != entry.listed_mtime:
+            keep.append((remote.path, entry.version, listed))
+            entry.listed_mtime = listed
+    return keep

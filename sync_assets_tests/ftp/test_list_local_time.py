@@ -15,13 +15,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from ftplib import FTP
 from pathlib import Path
 
 import pytest
 
 from sync_assets.ftp.ingest import ingest_source
+from sync_assets.ftp.listtime import detect_offset, parse_offset
 from sync_assets.resources import FTPResource
 from sync_assets_tests.ftp.conftest import ledger
 
@@ -205,3 +206,20 @@ def test_list_time_offset_is_validated(local_time_server, pg_resource, make_sour
             pg_resource,
             make_source("bad_offset"),
         )
+
+
+def test_offset_arithmetic() -> None:
+    """The listed minute is truncated: any second of it gives the zone, quarter hours too."""
+    precise = datetime(2026, 12, 4, 10, 0, 59, tzinfo=UTC)
+    for zone_minutes in (0, 60, -180, 345, 330, -570, 14 * 60, -12 * 60):
+        zone = timedelta(minutes=zone_minutes)
+        listed = (precise + zone).replace(second=0)
+        assert detect_offset(listed, precise) == zone
+        assert detect_offset(listed, precise.replace(second=0)) == zone
+    assert detect_offset(precise + timedelta(minutes=7), precise) is None  # written meanwhile
+    assert detect_offset(precise + timedelta(hours=15), precise) is None
+    assert parse_offset("auto") is None and parse_offset("0") == timedelta(0)
+    assert parse_offset("+05:45") == timedelta(hours=5, minutes=45)
+    assert parse_offset("-0300") == timedelta(hours=-3)
+    with pytest.raises(ValueError, match="FTP_LIST_TIME_OFFSET"):
+        parse_offset("+15:00")
