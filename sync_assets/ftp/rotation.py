@@ -83,9 +83,12 @@ def find_predecessor(path: str, size: int, seen: list[Seen], read: Reader) -> Le
         return None
     # Never asks past a listed size: a short read is a transient error to the clients.
     head = read(path, 0, min(size, max(s.entry.head_len for s in fits)))
+    # One hash per head length, not per remembered file (thousands of them without deletes).
+    heads = {n: digest(head[:n]) for n in {s.entry.head_len for s in fits} if n <= len(head)}
+    same_head = [s for s in fits if heads.get(s.entry.head_len) == s.entry.head_hash]
     # The longest consumed content first: a later version of the same log wins.
-    for item in sorted(fits, key=lambda s: s.entry.offset_bytes, reverse=True):
-        if _starts_with(head, read, path, item.entry) and not _still_there(item, read):
+    for item in sorted(same_head, key=lambda s: s.entry.offset_bytes, reverse=True):
+        if _tail_matches(read, path, item.entry) and not _still_there(item, read):
             return item.entry
     return None
 
@@ -93,6 +96,10 @@ def find_predecessor(path: str, size: int, seen: list[Seen], read: Reader) -> Le
 def _starts_with(head: bytes, read: Reader, path: str, entry: LedgerEntry) -> bool:
     if len(head) < entry.head_len or digest(head[: entry.head_len]) != entry.head_hash:
         return False
+    return _tail_matches(read, path, entry)
+
+
+def _tail_matches(read: Reader, path: str, entry: LedgerEntry) -> bool:
     window = read(path, entry.offset_bytes - entry.tail_len, entry.tail_len)
     return len(window) == entry.tail_len and digest(window) == entry.tail_hash
 

@@ -114,6 +114,7 @@ def _seed_ledger(pg_conn, source, server: LocalTimeServer) -> None:
     )
 
 
+@pytest.mark.slow
 def test_ten_thousand_unchanged_files_cost_one_list_per_directory(
     local_time_server: LocalTimeServer, pg_resource, pg_conn, make_source
 ) -> None:
