@@ -350,6 +350,7 @@ class FTPResource(_SecretAwareResource):
     key_passphrase: str = ""
     known_hosts: str = ""
     host_key_fingerprint: str = ""
+    list_time_offset: str = "auto"  # zone of LIST-only servers' listings (ftp/listtime.py)
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"password", "key_passphrase"})
     env_names: ClassVar[dict[str, str]] = {
@@ -370,6 +371,7 @@ class FTPResource(_SecretAwareResource):
         "key_passphrase": "FTP_KEY_PASSPHRASE",
         "known_hosts": "FTP_KNOWN_HOSTS",
         "host_key_fingerprint": "FTP_HOST_KEY_FINGERPRINT",
+        "list_time_offset": "FTP_LIST_TIME_OFFSET",
     }
 
     def describe(self) -> str:

@@ -20,8 +20,9 @@ from pydantic import Field
 
 from sync_assets.core.actions import ActionConfig
 from sync_assets.core.pg import META_SCHEMA, table_exists
-from sync_assets.ftp import store
+from sync_assets.ftp import listtime, store
 from sync_assets.ftp.cli import reingest
+from sync_assets.ftp.client import FTPClient
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.ingest import classify, list_files, pending_bytes, source_root
 from sync_assets.ftp.listing import RemoteFile
@@ -118,9 +119,14 @@ def preview_source(
         ledger = _read_ledger(conn, source)
     attempts = source.retries if retries is None else retries
     policy = RetryPolicy(attempts, source.retry_backoff_seconds)
+    logger = log or logging.getLogger(__name__)
     client = open_client(ftp_resource, policy, log)
     try:
         files = list_files(client, client.absolute(source_root(ftp_resource, source)), source)
+        if not client.has_mlst:  # LIST times in the server's zone: as the run corrects them
+            offset = listtime.parse_offset(ftp_resource.list_time_offset)
+            modified = client.modified if isinstance(client, FTPClient) else None
+            files, _ = listtime.to_utc(files, ledger, offset, modified, logger)
     finally:
         client.close()
     now = datetime.now(UTC)
@@ -164,6 +170,8 @@ def _load_reason(remote: RemoteFile, entry: store.LedgerEntry | None) -> str:
         return "new file"
     if entry.status == store.DELETED:
         return "back on the server after its delete"
+    if entry.status == store.MOVED:
+        return "back on the server after its content moved to another name"
     if remote.size > entry.size and entry.status == store.LOADED:
         return f"grew by {remote.size - entry.size} bytes"
     if remote.same_as(entry.size, entry.mtime):

@@ -138,7 +138,7 @@ def _cmd_reingest(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     ledger = subparsers.add_parser("ftp-ledger", help="show the FTP file ledger")
     ledger.add_argument("--source", help="only this log source")
-    ledger.add_argument("--status", choices=["loaded", "rejected", "failed", "deleted"])
+    ledger.add_argument("--status", choices=["loaded", "rejected", "failed", "deleted", "moved"])
     ledger.add_argument("--limit", type=int, default=1000)
     ledger.set_defaults(func=_cmd_ledger)
 

@@ -167,6 +167,17 @@ class FTPClient(RetryingSession[ftplib.FTP]):
 
         return self.call(f"stat {path!r}", action)
 
+    def modified(self, path: str) -> datetime | None:
+        """MDTM alone: the precise UTC mtime (RFC 3659); None if the server refuses it."""
+
+        def action(ftp: ftplib.FTP) -> datetime | None:
+            try:
+                return parse_mlsd_time(ftp.sendcmd(f"MDTM {path}")[4:])
+            except ftplib.error_perm:
+                return None
+
+        return self.call(f"MDTM {path!r}", action)
+
     # --- transfers ----------------------------------------------------------------------
 
     def download(self, path: str, offset: int, sink: IO[bytes], limit: int | None = None) -> int:

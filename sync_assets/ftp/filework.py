@@ -12,10 +12,12 @@ typing (formats.py, loader.py, fastpath.py), whose fault (faults.py), the ledger
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ftplib
 import gzip
 import hashlib
+import io
 import logging
 import tempfile
 import threading
@@ -31,7 +33,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from sync_assets.core.failpoint import failpoint
-from sync_assets.ftp import store
+from sync_assets.ftp import listtime, rotation, store
 from sync_assets.ftp.client import ShortTransferError
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.faults import (
@@ -79,6 +81,10 @@ class RunContext:
     looks: StableLooks
     gate: SchemaGate
     stop: threading.Event = field(default_factory=threading.Event)
+    # Consumed content of other paths a new path may continue (rotation.py).
+    seen: list[rotation.Seen] = field(default_factory=list)
+    # When this run's listing was taken (the listed-time rule, listtime.py).
+    listed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     newest: list[datetime] = field(default_factory=list)
     # Masks the servers' secrets in error texts that are stored or logged.
     redact: Callable[[str], str] = str
@@ -145,12 +151,16 @@ class FileWorker:
         self, index: int, remote: RemoteFile, snap: Snapshot, exclusive: bool
     ) -> FileOutcome:
         entry = self.ctx.ledger.get(remote.path)
-        known = entry is not None and entry.status not in (store.DELETED, store.FAILED)
+        known = entry is not None and entry.status not in (*GONE, store.FAILED)
         same = known and entry and (snap.size, snap.mtime) == (entry.size, entry.mtime)
         if same and entry and not tail_due(entry, self.source.final_line_seconds):
+            self._remember_listing(remote, entry, snap)
             return FileOutcome(remote.path, "unchanged", entry.version)
         try:
-            return self._load(index, remote, snap, entry, exclusive)
+            try:
+                return self._load(index, remote, snap, entry, exclusive)
+            except ClaimLostError:  # another path took the content over: a file of its own
+                return self._load(index, remote, snap, entry, exclusive, rotated=False)
         except NotConfirmedError as exc:
             return FileOutcome(remote.path, exc.status)
         except FileChangedError as exc:
@@ -191,8 +201,8 @@ class FileWorker:
         try:
             yield
         except Exception as exc:
-            if not is_file_fault(exc, self.conn):
-                raise
+            if isinstance(exc, ClaimLostError) or not is_file_fault(exc, self.conn):
+                raise  # a lost takeover is replanned by _load
             reason = self.ctx.redact(describe_fault(exc))
             # Where it was raised, for whoever fixes the parser (the stack is not stored).
             frame = traceback.extract_tb(exc.__traceback__)[-1]
@@ -200,14 +210,27 @@ class FileWorker:
             self.log.info(f"{path}: {reason} (raised at {where})")
             raise FileFaultError(reason) from exc
 
-    def _plan(self, remote: RemoteFile, snap: Snapshot, entry: LedgerEntry | None) -> FileOutcome:
-        """Resume (same version, from the stored offset) or start a version from byte 0."""
-        if entry is None:
-            return FileOutcome(remote.path, "loaded", 1)
-        if entry.status == store.DELETED:
-            return FileOutcome(remote.path, "loaded", entry.version + 1)
+    def _remember_listing(self, remote: RemoteFile, entry: LedgerEntry, snap: Snapshot) -> None:
+        """Found unchanged by SIZE+MDTM on a LIST server: keep its listed time, so that the
+        next runs recognise it from the listing alone."""
+        listed = listtime.listed_to_record(remote, snap.mtime, self.ctx.listed_at)
+        if listed is None or listed == entry.listed_mtime:
+            return
+        self._confirm(remote.path, snap)
+        store.record_listed(self.conn, self.source.name, [(remote.path, entry.version, listed)])
+        entry.listed_mtime = listed
+
+    def _plan(
+        self, remote: RemoteFile, snap: Snapshot, entry: LedgerEntry | None
+    ) -> tuple[FileOutcome, LedgerEntry | None]:
+        """Resume (same version, from the stored offset) or start a version from byte 0 (then
+        maybe continuing another path's content, see `_predecessor`). Returns the plan and the
+        ledger row it resumes."""
+        if entry is None or entry.status in GONE:
+            version = 1 if entry is None else entry.version + 1
+            return FileOutcome(remote.path, "loaded", version), None
         if entry.offset_bytes == 0 and entry.rows_loaded + entry.rows_rejected == 0:
-            return FileOutcome(remote.path, "loaded", entry.version)
+            return FileOutcome(remote.path, "loaded", entry.version), None
         can_resume = (
             entry.status in (store.LOADED, store.REJECTED, store.FAILED)
             and entry.format is not None
@@ -216,13 +239,41 @@ class FileWorker:
             and self._head_unchanged(remote.path, entry)
         )
         if can_resume:
-            return FileOutcome(
+            resumed = FileOutcome(
                 remote.path, "loaded", entry.version, resumed_from=entry.offset_bytes
             )
+            return resumed, entry
         outcome = FileOutcome(remote.path, "loaded", entry.version + 1, replaced=True)
         if not _may_be_same_compressed_file(entry, snap):
             self._warn_replaced(outcome)  # else decided once its bytes are hashed (_load)
-        return outcome
+        return outcome, None
+
+    def _predecessor(
+        self, remote: RemoteFile, snap: Snapshot, tmp: IO[bytes]
+    ) -> LedgerEntry | None:
+        """Content the ledger saw under another path that this file, downloaded whole into
+        `tmp`, starts with (compared on the local bytes; the server is asked only whether a
+        matching old path still holds its content)."""
+        tmp.seek(0)
+        if not self.ctx.seen or is_gzip(remote.path, tmp.read(HEAD_BYTES)):
+            return None
+
+        def read(path: str, offset: int, length: int) -> bytes:
+            if path == remote.path:
+                tmp.seek(offset)
+                return tmp.read(length)
+            buffer = io.BytesIO()
+            with contextlib.suppress(ShortTransferError):  # the caller compares lengths
+                self.client.download(path, offset, buffer, length)
+            return buffer.getvalue()
+
+        seen = rotation.find_predecessor(remote.path, snap.size, self.ctx.seen, read)
+        if seen is not None:
+            self.log.info(
+                f"{remote.path}: starts with the {seen.offset_bytes} bytes already loaded"
+                f" from {seen.path} (rotated or moved): loading from there"
+            )
+        return seen
 
     def _warn_replaced(self, outcome: FileOutcome) -> None:
         self.log.warning(
@@ -262,16 +313,25 @@ class FileWorker:
         snap: Snapshot,
         entry: LedgerEntry | None,
         exclusive: bool,
+        rotated: bool = True,
     ) -> FileOutcome:
-        outcome = self._plan(remote, snap, entry)
+        """Plan, download and write one file; `rotated`: it may continue another path's
+        content (see `_predecessor`)."""
+        outcome, resumed = self._plan(remote, snap, entry)
         start = outcome.resumed_from
-        resumed = entry if start else None
+        # A resumed download starts up to TAIL_BYTES earlier: the ledger's tail hash covers
+        # the last bytes before the new offset (rotation.py), not only this run's.
+        base = start - min(rotation.TAIL_BYTES, start)
         with tempfile.TemporaryFile(prefix="sync_assets_ftp_") as tmp:
             try:
-                got = self.client.download(remote.path, start, tmp, snap.size - start)
+                got = self.client.download(remote.path, base, tmp, snap.size - base)
             except ShortTransferError as exc:
                 raise FileChangedError(f"{remote.path} is shorter than listed: {exc}") from None
-            outcome.bytes_read = got
+            seen = self._predecessor(remote, snap, tmp) if rotated and start == 0 else None
+            if seen is not None:  # rotated or moved: only what follows the seen content
+                outcome.resumed_from = start = seen.offset_bytes
+                outcome.moved_from, resumed = seen.path, seen
+            outcome.bytes_read = got - (start - base)
             with self._file_boundary(remote.path):
                 tmp.seek(0)
                 head = tmp.read(HEAD_BYTES) if start == 0 else b""
@@ -283,9 +343,13 @@ class FileWorker:
                 head_hash, head_len = (digest, got) if gz else (digest, len(head))
                 if gz and self._touched_only(outcome, entry, snap, head_hash):
                     return FileOutcome(remote.path, "unchanged", outcome.version - 1)
-                download = _Download(remote, snap, tmp, gz, head_hash, head_len)
+                download = _Download(remote, snap, tmp, gz, head_hash, head_len, base, start)
                 if resumed:  # the ledger keeps the hash of the version's first bytes
                     download.head_hash, download.head_len = resumed.head_hash, resumed.head_len
+                if outcome.moved_from:
+                    download.predecessor = resumed
+                if outcome.replaced:
+                    download.previous = entry
                 self._write(index, download, outcome, resumed, exclusive)
         failpoint("after_commit")
         return outcome
@@ -313,7 +377,7 @@ class FileWorker:
         self, download: _Download, outcome: FileOutcome, resumed: LedgerEntry | None, ddl: bool
     ) -> LedgerEntry:
         remote, snap, tmp = download.remote, download.snap, download.tmp
-        tmp.seek(0)
+        tmp.seek(download.start - download.base)
         with self.conn.transaction(), self.conn.cursor() as cur:
             if not self.ctx.delete_after:
                 # Nothing is deleted after this commit: it need not wait for the WAL to reach
@@ -327,9 +391,27 @@ class FileWorker:
             )
             self._confirm(remote.path, snap)  # nothing commits before the second look
             new_entry.head_hash, new_entry.head_len = download.head_hash, download.head_len
+            self._bookkeep(cur, download, new_entry)
             store.save_entry(cur, new_entry, self.ctx.report.run_id)
         self.ctx.ledger[remote.path] = new_entry
         return new_entry
+
+    def _bookkeep(self, cur: psycopg.Cursor, download: _Download, new_entry: LedgerEntry) -> None:
+        """The ledger's part of a file's transaction besides its own row: the tail hash and
+        listed time of that row, the content it takes over, the version it replaces."""
+        if not download.gz:
+            new_entry.tail_hash, new_entry.tail_len = rotation.tail_window(
+                download.tmp, download.base, new_entry.offset_bytes
+            )
+        new_entry.listed_mtime = listtime.listed_to_record(
+            download.remote, download.snap.mtime, self.ctx.listed_at
+        )
+        if download.predecessor and not store.claim(
+            cur, download.predecessor, download.remote.path
+        ):
+            raise ClaimLostError(download.remote.path)  # rolls this transaction back
+        if download.previous is not None:
+            store.retire(cur, download.previous)
 
     def _stream_into_table(
         self,
@@ -463,11 +545,14 @@ class FileWorker:
         """The file cannot be loaded: recorded (its rows were rolled back), kept on the
         server, retried only when it changes or on `reingest`."""
         self._confirm(remote.path, snap)
+        version = entry.version if entry else 1
+        if entry is not None and entry.status in GONE:
+            version, entry = entry.version + 1, None  # a new version: nothing consumed
         self.log.error(f"{remote.path}: cannot be loaded: {reason}")
         failed = LedgerEntry(
             source=self.source.name,
             path=remote.path,
-            version=entry.version if entry else 1,
+            version=version,
             size=snap.size,
             mtime=snap.mtime,
             head_hash=entry.head_hash if entry else None,
@@ -515,6 +600,14 @@ class FileWorker:
         return True
 
 
+class ClaimLostError(RuntimeError):
+    """The content a new path would continue was taken over by another path first."""
+
+
+# Ledger statuses of a path whose content is no longer there: it starts a new version.
+GONE = (store.DELETED, store.MOVED)
+
+
 def tail_due(entry: LedgerEntry, final_line_seconds: float) -> bool:
     """An unchanged file whose last line (without newline) has now waited long enough."""
     if entry.status != store.LOADED or entry.offset_bytes >= entry.size or not entry.mtime:
@@ -532,6 +625,10 @@ class _Download:
     gz: bool
     head_hash: str | None
     head_len: int
+    base: int = 0  # the file offset of tmp's first byte
+    start: int = 0  # the offset the load starts at (the bytes before it: hash window only)
+    predecessor: LedgerEntry | None = None  # content of another path this one continues
+    previous: LedgerEntry | None = None  # this path's version being replaced
 
 
 def _digest(data: bytes) -> str:

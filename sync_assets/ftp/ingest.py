@@ -8,6 +8,10 @@ row; after each commit, delete the remote file if asked to and it is still uncha
 The pause between the two looks is not idle: workers already download and load files whose
 first look is old enough, but each file's transaction waits for the second look and commits
 only if it confirmed the size/mtime that was read (`filework`, `parallel`).
+
+Over 400 lines on purpose: one run's steps (listing, classification, looks, pool, report)
+share the run's state; what stands alone lives elsewhere (listed times: listtime.py, moved
+content: rotation.py, one file: filework.py).
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import psycopg
 
 from sync_assets.core.locks import advisory_lock
 from sync_assets.core.names import ftp_source_lock
 from sync_assets.core.secrets import redact
-from sync_assets.ftp import store
+from sync_assets.ftp import listtime, rotation, store
+from sync_assets.ftp.client import FTPClient
 from sync_assets.ftp.config import SourceConfig
 from sync_assets.ftp.filework import FileWorker, RunContext, tail_due
 from sync_assets.ftp.formats import PROVENANCE
@@ -86,7 +92,10 @@ def list_files(client: RemoteClient, root: str, source: SourceConfig) -> list[Re
     for path, entry in client.walk(root, source.recursive):
         relative = path[len(prefix) :] if path.startswith(prefix) else path
         if source.wants(relative):
-            found.append(RemoteFile(path, relative, entry.size, entry.mtime, entry.precision))
+            listed = entry.mtime if entry.precision > 1 else None
+            found.append(
+                RemoteFile(path, relative, entry.size, entry.mtime, entry.precision, listed)
+            )
     found.sort(key=lambda f: f.path)
     return found
 
@@ -96,15 +105,21 @@ def classify(
 ) -> str:
     """What a run does with a listed file: `load` (new, changed, or a due last line),
     `delete` (loaded whole, to delete with DELETE_AFTER_SYNC) or `unchanged`."""
-    if entry is None or entry.status == store.DELETED:
+    if entry is None or entry.status in (store.DELETED, store.MOVED):
         return "load"
-    if not remote.same_as(entry.size, entry.mtime):
+    if not unchanged(remote, entry):
         return "load"
     if tail_due(entry, source.final_line_seconds):
         return "load"
     if delete_after and entry.status == store.LOADED and entry.offset_bytes >= entry.size:
         return "delete"
     return "unchanged"
+
+
+def unchanged(remote: RemoteFile, entry: store.LedgerEntry) -> bool:
+    """The listing shows the version the ledger has: the same listed time as recorded (LIST
+    servers, listtime.py), else the same size and mtime within the listing's precision."""
+    return listtime.unchanged_by_listing(remote, entry) or remote.same_as(entry.size, entry.mtime)
 
 
 def pending_bytes(remote: RemoteFile, entry: store.LedgerEntry | None) -> int:
@@ -153,6 +168,7 @@ class _Run:
         self.root = source_root(ftp_resource, source)
         self.ledger = store.load_ledger(conn, source.name)
         self.delete_after = ftp_resource.should_delete_after_sync
+        self.list_offset = listtime.parse_offset(ftp_resource.list_time_offset)
 
     def _client(self) -> RemoteClient:
         policy = RetryPolicy(self.source.retries, self.source.retry_backoff_seconds)
@@ -166,9 +182,12 @@ class _Run:
 
     def execute(self) -> None:
         self.root = self.client.absolute(self.root)
+        listed_at = datetime.now(UTC)
         files = self._list()
         self.report.files_seen = len(files)
         verdicts = {remote.path: self._classify(remote) for remote in files}
+        kept = listtime.listed_to_keep(files, self.ledger, verdicts, listed_at)
+        store.record_listed(self.conn, self.source.name, kept)
         to_load = [remote for remote in files if verdicts[remote.path] == "load"]
         to_delete = [remote for remote in files if verdicts[remote.path] == "delete"]
         looks = StableLooks(self._first_look(to_load), self.source.min_age_seconds)
@@ -183,7 +202,12 @@ class _Run:
             looks,
             SchemaGate(parallel=workers > 1),
             redact=self._redact,
+            listed_at=listed_at,
         )
+        if to_load:  # what rotated or moved files may continue
+            retired = store.load_retired(self.conn, self.source.name)
+            changed = {remote.path for remote in to_load}
+            ctx.seen = rotation.seen_content(self.ledger, retired, files, changed)
         failed_before = {p for p, e in self.ledger.items() if e.status == store.FAILED}
         pool = _Pool(self, ctx, to_load, workers, first_alone=self._fresh_table())
         try:
@@ -225,7 +249,14 @@ class _Run:
         return all(c in PROVENANCE or c == "_ingested_at" for c in columns)
 
     def _list(self) -> list[RemoteFile]:
-        return list_files(self.client, self.root, self.source)
+        files = list_files(self.client, self.root, self.source)
+        if self.client.has_mlst or not files:
+            return files
+        modified = self.client.modified if isinstance(self.client, FTPClient) else None
+        files, self.list_offset = listtime.to_utc(
+            files, self.ledger, self.list_offset, modified, self.log
+        )
+        return files
 
     def _classify(self, remote: RemoteFile) -> str:
         return classify(remote, self.ledger.get(remote.path), self.source, self.delete_after)

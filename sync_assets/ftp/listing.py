@@ -49,6 +49,9 @@ class RemoteFile:
     size: int
     mtime: datetime | None
     precision: int = 1
+    # A LIST line's time exactly as listed (the server's zone, `precision` seconds wide);
+    # None from MLSD/SFTP. `mtime` is it corrected to UTC when the offset is known.
+    listed: datetime | None = None
 
     def same_as(self, size: int, mtime: datetime | None) -> bool:
         """Same size, and mtime equal within this listing's precision."""

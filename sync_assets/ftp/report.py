@@ -23,6 +23,7 @@ class FileOutcome:
     bytes_read: int = 0
     resumed_from: int = 0
     replaced: bool = False
+    moved_from: str | None = None  # the path whose loaded content this file continues
     deleted: bool = False
     fast_chunks: int = 0
     error: str | None = None

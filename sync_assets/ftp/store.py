@@ -3,7 +3,9 @@
 Bookkeeping lives in `sync_meta` (core.pg.META_SCHEMA): `ftp_ledger` has one row per
 (source, remote path) — the current version of that file, how many bytes and lines of it are
 consumed, and its status — and `ftp_rejects` one row per rejected line. A file's rows, its
-rejects and its ledger row are written in the same transaction.
+rejects and its ledger row are written in the same transaction. `ftp_retired` keeps what a
+replaced version had consumed, so that its content is recognised when it reappears under
+another name (log rotation, rotation.py).
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ from sync_assets.core.pg import META_SCHEMA, ensure_schema, ident
 
 LEDGER = "ftp_ledger"
 REJECTS = "ftp_rejects"
+RETIRED = "ftp_retired"
+# A replaced version's content is looked for under new names this long (a rotated file
+# normally shows up in the same or the next run).
+RETIRED_KEEP_DAYS = 30
 
 # Ledger statuses.
 LOADED = "loaded"  # every complete line up to offset_bytes is in the table
 REJECTED = "rejected"  # every line was rejected: the file is kept on the server
 FAILED = "failed"  # the file could not be parsed at all: kept, retried when it changes
 DELETED = "deleted"  # loaded, then deleted from the server after commit
+MOVED = "moved"  # its content continues under another path (rotated or moved away)
 
 # The provenance that is constant per file reaches the rows through column defaults read
 # from transaction-local settings (`set_config(name, value, true)`, made by the fast path
@@ -101,9 +108,28 @@ class LedgerEntry:
     format: str | None
     error: str | None = None
     delete_error: str | None = None
+    # The time as a LIST-only server listed it (its own zone and precision, stored as is):
+    # an unchanged file is recognised from the listing alone (listtime.py).
+    listed_mtime: datetime | None = None
+    # sha256 of the last `tail_len` (<= 1 KiB) bytes before offset_bytes: with head_hash,
+    # what recognises this content under another name (rotation.py).
+    tail_hash: str | None = None
+    tail_len: int = 0
 
 
-_LEDGER_COLUMNS = tuple(f.name for f in fields(LedgerEntry))  # in table order
+_LEDGER_COLUMNS = tuple(f.name for f in fields(LedgerEntry))
+# Columns added after the first release, added to older ledgers when missing.
+_ADDED_COLUMNS = {
+    "listed_mtime": "timestamptz",
+    "tail_hash": "text",
+    "tail_len": "integer NOT NULL DEFAULT 0",
+}
+# What a retired version keeps: enough to resume its content under another path.
+_RETIRED_COLUMNS = (
+    "source", "path", "version", "size", "mtime", "head_hash", "head_len", "offset_bytes",
+    "lines_consumed", "rows_loaded", "rows_rejected", "status", "format", "tail_hash",
+    "tail_len",
+)  # fmt: skip
 
 
 def ensure_meta_tables(conn: psycopg.Connection) -> None:
@@ -128,6 +154,19 @@ def _create_meta_tables(cur: psycopg.Cursor) -> None:
             updated_at timestamptz NOT NULL DEFAULT now(), run_id text,
             PRIMARY KEY (source, path))"""
         ).format(ident(META_SCHEMA, LEDGER))
+    )
+    _add_missing_columns(cur)
+    cur.execute(
+        sql.SQL(
+            """CREATE TABLE IF NOT EXISTS {} (
+            source text NOT NULL, path text NOT NULL, version integer NOT NULL,
+            size bigint NOT NULL, mtime timestamptz, head_hash text NOT NULL,
+            head_len integer NOT NULL, offset_bytes bigint NOT NULL,
+            lines_consumed bigint NOT NULL, rows_loaded bigint NOT NULL,
+            rows_rejected bigint NOT NULL, status text NOT NULL, format text NOT NULL,
+            tail_hash text NOT NULL, tail_len integer NOT NULL,
+            retired_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (source, path, version))"""
+        ).format(ident(META_SCHEMA, RETIRED))
     )
     cur.execute(
         sql.SQL(
@@ -154,6 +193,22 @@ def _create_meta_tables(cur: psycopg.Cursor) -> None:
                 " AS $$ SELECT nullif(current_setting(setting, true), '')::{} $$"
             ).format(ident(META_SCHEMA, function), sql.SQL(pg_type), sql.SQL(pg_type))
         )
+
+
+def _add_missing_columns(cur: psycopg.Cursor) -> None:
+    cur.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s",
+        (META_SCHEMA, LEDGER),
+    )
+    present = {row[0] for row in cur.fetchall()}
+    for column, definition in _ADDED_COLUMNS.items():
+        if column not in present:  # checked first: no ACCESS EXCLUSIVE lock on every run
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    ident(META_SCHEMA, LEDGER), ident(column), sql.SQL(definition)
+                )
+            )
 
 
 def ensure_target_table(conn: psycopg.Connection, schema: str, table: str) -> None:
@@ -242,6 +297,82 @@ def save_entry(cur: psycopg.Cursor, entry: LedgerEntry, run_id: str) -> None:
         ),
         values,
     )
+
+
+def record_listed(
+    conn: psycopg.Connection, source: str, listed: list[tuple[str, int, datetime]]
+) -> None:
+    """Remember how the LIST server lists these (path, version) files: one statement."""
+    if not listed:
+        return
+    paths, versions, stamps = (list(column) for column in zip(*listed, strict=True))
+    with conn.transaction():
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} AS l SET listed_mtime = u.listed FROM unnest(%s::text[],"
+                " %s::integer[], %s::timestamptz[]) AS u(path, version, listed)"
+                " WHERE l.source = %s AND l.path = u.path AND l.version = u.version"
+            ).format(ident(META_SCHEMA, LEDGER)),
+            (paths, versions, stamps, source),
+        )
+
+
+def load_retired(conn: psycopg.Connection, source: str) -> list[LedgerEntry]:
+    """The retired versions of `source` still looked for (older ones are forgotten here)."""
+    table = ident(META_SCHEMA, RETIRED)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "DELETE FROM {} WHERE source = %s AND retired_at < now() - %s::interval"
+            ).format(table),
+            (source, f"{RETIRED_KEEP_DAYS} days"),
+        )
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE source = %s").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in _RETIRED_COLUMNS), table
+            ),
+            (source,),
+        )
+        return [LedgerEntry(**dict(zip(_RETIRED_COLUMNS, row, strict=True))) for row in cur]
+
+
+def retire(cur: psycopg.Cursor, previous: LedgerEntry) -> None:
+    """Keep what `previous` had consumed before its path's row is overwritten by a new
+    version (same transaction). FOR UPDATE: if a rotated copy claimed it meanwhile (status
+    `moved`, see `claim`), the row no longer qualifies and nothing is kept twice."""
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in _RETIRED_COLUMNS)
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {} ({}) SELECT {} FROM {} WHERE source = %s AND path = %s"
+            " AND version = %s AND status IN (%s, %s) AND tail_hash IS NOT NULL"
+            " AND head_hash IS NOT NULL AND format IS NOT NULL FOR UPDATE"
+            " ON CONFLICT DO NOTHING"
+        ).format(ident(META_SCHEMA, RETIRED), columns, columns, ident(META_SCHEMA, LEDGER)),
+        (previous.source, previous.path, previous.version, LOADED, REJECTED),
+    )
+
+
+def claim(cur: psycopg.Cursor, seen: LedgerEntry, moved_to: str) -> bool:
+    """Take over the content `seen` (inside the new path's transaction): its ledger row
+    becomes `moved`, or its retired row is removed. False if another path took it first (or
+    it changed): the caller must not resume from it."""
+    cur.execute(
+        sql.SQL(
+            "UPDATE {} SET status = %s, error = %s, updated_at = now() WHERE source = %s"
+            " AND path = %s AND version = %s AND offset_bytes = %s AND status IN (%s, %s)"
+        ).format(ident(META_SCHEMA, LEDGER)),
+        (MOVED, f"continues as {moved_to}", seen.source, seen.path, seen.version,
+         seen.offset_bytes, LOADED, REJECTED),
+    )  # fmt: skip
+    if cur.rowcount:
+        return True
+    cur.execute(
+        sql.SQL(
+            "DELETE FROM {} WHERE source = %s AND path = %s AND version = %s AND offset_bytes = %s"
+        ).format(ident(META_SCHEMA, RETIRED)),
+        (seen.source, seen.path, seen.version, seen.offset_bytes),
+    )
+    return cur.rowcount > 0
 
 
 def record_delete(conn: psycopg.Connection, source: str, path: str, error: str | None) -> None:
