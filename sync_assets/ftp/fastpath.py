@@ -1,4 +1,4 @@
-"""The COPY fast path: a clean CSV chunk goes straight into the typed table as COPY csv.
+"""The COPY fast path: a clean CSV chunk goes straight into the typed table by COPY.
 
 PostgreSQL parses and types the values; Python only rewrites bytes, with whole-chunk C
 operations (numpy, `bytes.join`, `bytes %`), no loop per line in the common case:
@@ -85,6 +85,9 @@ class ChunkRewriter:
         self.pg_encoding = pg_encoding
         self.columns = fmt.columns
         self.delimiter_text = fmt.delimiter
+        # COPY's text format costs PostgreSQL less than csv; it reads a backslash as an
+        # escape (doubled below) and refuses a few delimiters, which keep csv.
+        self.text_format = fmt.delimiter not in TEXT_FORBIDDEN_DELIMITERS
 
     @staticmethod
     def build(
@@ -106,15 +109,23 @@ class ChunkRewriter:
     def copy_data(self, chunk: RawChunk) -> bytes | None:
         """The chunk's COPY data, or None when it is not for the fast path (quotes, NULs, a
         stray CR, or a line with the wrong field count, which includes blank lines)."""
+        raws: list[bytes] | None = chunk.raws
         data = b"\n".join(chunk.raws)
         if b"\r" in data:  # CRLF files: drop the CRs (a stray CR elsewhere: no fast path)
             data = data.replace(b"\r\n", b"\n").removesuffix(b"\r")
+            raws = None  # the lines changed: taken from `data` below
         if b'"' in data or b"\x00" in data or b"\r" in data:
             return None  # the line-by-line path decides
-        lines = self._rewrite(data + b"\n")
-        if lines is None:
+        rewritten = self._rewrite(data + b"\n", raws)
+        if rewritten is None:
             return None
-        return self._numbered(lines, chunk.first_line)
+        lines, commas_to_points = rewritten
+        out = self._numbered(lines, chunk.first_line)
+        if commas_to_points:  # every comma is in a double column (the prefixes hold none)
+            out = out.replace(b",", b".")
+        if self.text_format and b"\\" in out:
+            out = out.replace(b"\\", b"\\\\")  # a backslash is itself, not an escape
+        return out
 
     def _numbered(self, lines: list[bytes], first: int) -> bytes:
         """COPY lines: each line's number (first, first+1, ...), then its rewritten fields.
@@ -127,55 +138,60 @@ class ChunkRewriter:
         count = len(lines)
         heads = _line_heads(self.delimiter, first + count)
         if heads is not None:
-            parts: list[bytes] = [b""] * (2 * count)
-            parts[0::2] = heads[first : first + count]
+            parts: list[bytes] = [b""] * (2 * count + 1)
+            parts[0:-1:2] = heads[first : first + count]
             parts[1::2] = lines
             parts[0] = parts[0][1:]  # no newline before the first line
-            return b"".join(parts) + b"\n"
+            parts[-1] = b"\n"
+            return b"".join(parts)
         values: list[int | bytes] = [0] * (2 * count)
         values[0::2] = range(first, first + count)
         values[1::2] = lines
         return (self.line_format * count) % tuple(values)
 
-    def _rewrite(self, data: bytes) -> list[bytes] | None:
-        """The chunk's lines with decimal commas → points in the double columns; None if some
-        line has the wrong field count. `data` is the lines, each ending with a newline.
+    def _rewrite(self, data: bytes, raws: list[bytes] | None) -> tuple[list[bytes], bool] | None:
+        """The chunk's lines, and whether every comma of them becomes a point (decimal commas
+        in the double columns); None if some line has the wrong field count. `data` is the
+        lines, each ending with a newline; `raws` the same lines as a list, if at hand.
 
         Whole-chunk array operations find where each line's fields are (no Python work per
         field); chunks with NULL sentinels (`-`, `NaN`, ...) go line by line.
         """
         np = _numpy()
         codes = np.frombuffer(data, dtype=np.uint8)
-        ends = np.flatnonzero(codes == NEWLINE)
-        delims = np.flatnonzero(codes == self.delimiter[0])
-        count, step = len(ends), self.width - 1
-        if len(delims) != count * step:
+        newlines = codes == NEWLINE
+        count, width = int(np.count_nonzero(newlines)), self.width
+        # Field ends in order: each line's delimiters, then its newline. Every line has
+        # `width` fields iff there are count * width ends and every width-th is a newline.
+        stops = np.flatnonzero(newlines | (codes == self.delimiter[0]))
+        if len(stops) != count * width or not newlines[stops[width - 1 :: width]].all():
             return None
-        # Field ends in order: line i's delimiters, then its newline (if the counts fit).
-        stops = np.empty((count, self.width), dtype=np.int64)
-        stops[:, :step] = delims.reshape(count, step)
-        stops[:, step] = ends
-        stops = stops.ravel()
         starts = np.empty_like(stops)
         starts[0], starts[1:] = 0, stops[:-1] + 1
-        if (starts > stops).any():  # a line with too many delimiters, another too few
-            return None
         if self._has_null_sentinel(data, codes, starts, stops):
-            return self._rewrite_lines(data.split(b"\n")[:-1])
-        if self._postgres_only_forms(codes, starts.reshape(count, -1), stops.reshape(count, -1)):
+            lines = self._rewrite_lines(data.split(b"\n")[:-1])
+            return None if lines is None else (lines, False)
+        if self._postgres_only_forms(codes, starts, stops):
             return None
+        whole = False
         if self.double_indexes:
-            data = self._points(data, codes, stops)
-        lines = data.split(b"\n")
-        lines.pop()  # the empty string after the last newline
-        return lines
+            rewritten = self._points(data, codes, stops)
+            if rewritten is None:
+                whole = True  # every comma is a decimal comma: replaced in the output
+            elif rewritten is not data:
+                data, raws = rewritten, None
+        if raws is None or len(raws) != count:
+            raws = data.split(b"\n")
+            raws.pop()  # the empty string after the last newline
+        return raws, whole
 
     def _postgres_only_forms(self, codes: Any, starts: Any, stops: Any) -> bool:
         """Whether a non-empty field of a timestamp column does not start with a digit, or
         one of a timestamp or double column does not end like a value (one gather per
-        column, no work per field in Python). `starts`/`stops`: one row per line."""
+        column, no work per field in Python). `starts`/`stops`: every field, in order."""
+        width = self.width
         for index in self.checked_indexes:
-            first, end = starts[:, index], stops[:, index]
+            first, end = starts[index::width], stops[index::width]
             filled = end > first
             if not _VALUE_END[codes[end[filled] - 1]].all():
                 return True
@@ -189,25 +205,27 @@ class ChunkRewriter:
         if not self.null_bytes:
             return False
         np = _numpy()
-        lengths = stops - starts
-        maybe = (lengths > 0) & (lengths <= self.null_longest) & self.null_first[codes[starts]]
-        candidates = np.flatnonzero(maybe)
+        # 1 <= length <= longest, in one unsigned comparison (length - 1 wraps around at 0).
+        short = np.flatnonzero((stops - starts - 1).view(np.uint64) < self.null_longest)
+        candidates = short[self.null_first[codes[starts[short]]]]
         nulls = self.null_bytes
         return any(
             data[a:b] in nulls
             for a, b in zip(starts[candidates].tolist(), stops[candidates].tolist(), strict=True)
         )
 
-    def _points(self, data: bytes, codes: Any, stops: Any) -> bytes:
+    def _points(self, data: bytes, codes: Any, stops: Any) -> bytes | None:
         """Decimal commas → points, only in the double columns: a comma's field is the
-        number of field ends before it, modulo the width (every line has `width` fields)."""
+        number of field ends before it, modulo the width (every line has `width` fields).
+        None when every comma is in a double column (the caller replaces them all at once,
+        the common case); `data` itself when there is nothing to replace."""
         np = _numpy()
         commas = np.flatnonzero(codes == COMMA)
         if not len(commas):
             return data
         wanted = self.double_mask[np.searchsorted(stops, commas) % self.width]
         if wanted.all():
-            return data.replace(b",", b".")  # one C-level pass, the common case
+            return None
         if not wanted.any():
             return data
         buffer = bytearray(data)
@@ -256,10 +274,11 @@ class FastCopy:
             )
         )
         self.statement = sql.SQL(
-            "COPY {} ({}) FROM STDIN WITH (FORMAT csv, DELIMITER {}, NULL '', ENCODING {})"
+            "COPY {} ({}) FROM STDIN WITH (FORMAT {}, DELIMITER {}, NULL '', ENCODING {})"
         ).format(
             ident(schema, table),
             sql.SQL(", ").join(ident(c) for c in ["_line_number", *rewriter.columns]),
+            sql.SQL("text" if rewriter.text_format else "csv"),
             sql.Literal(rewriter.delimiter_text),
             sql.Literal(rewriter.pg_encoding),
         )
@@ -313,6 +332,8 @@ class FastCopy:
 
 
 NEWLINE = ord("\n")
+# Delimiters COPY's text format refuses (a backslash before them would be an escape).
+TEXT_FORBIDDEN_DELIMITERS = "\\.abcdefghijklmnopqrstuvwxyz0123456789"
 COMMA = ord(",")
 # Line numbers whose COPY prefix (b"\n<number><delimiter>") is kept, per delimiter: enough for
 # typical log files (memory: docs/performance.md).
