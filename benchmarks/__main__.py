@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("targets (issue 6, this run's medians):\n" + report.targets_text())
     print("".join(f"  [floor] {line}\n" for line in report.floor_context()), end="")
     print("".join(f"  [peer] {line}\n" for line in report.peer_lines()), end="")
+    print("issue 18 targets, verdicts (this run's medians):\n" + report.verdicts_text())
     path = report.write_json(opts.results_dir)
     log(f"results written to {path}")
     if not report.ok:

@@ -8,11 +8,20 @@ PostgreSQL and the stored watermark reset (untimed), so every run meets the same
 figure compared is the engine's own `deletes` phase: finding and applying the deletes, in
 the read snapshot and the writing transaction. Both methods must delete exactly the deleted
 keys, and the table is checked value by value at the end.
+
+Alone, on a table already generated (10M rows take minutes to generate on a shared machine):
+`python -m benchmarks.deletes --mysql-db DB --rows N --repeats 3` loads it into a fresh
+PostgreSQL database in-process, runs both methods, prints the medians (JSON) and drops the
+PostgreSQL database; the MariaDB table keeps the deletes and updates.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +31,7 @@ import psycopg
 
 from benchmarks import dataset
 from benchmarks.measure import Measurement
+from benchmarks.project import MYSQL_TARGET_SCHEMA
 from benchmarks.servers import BenchServers
 from sync_assets.core.pg import META_SCHEMA
 from sync_assets.mysql import incremental
@@ -181,3 +191,43 @@ def timed_full_load(servers: BenchServers, mysql_db: str, pg_db: str, schema: st
     started = time.monotonic()
     sync_table(mysql, postgres, TableOptions(name=dataset.TABLE), target_schema=schema)
     return time.monotonic() - started
+
+
+def medians(results: dict[str, list[SyncReport]]) -> dict[str, dict[str, float | None]]:
+    """Per method, the median of each timed phase over the runs."""
+    out: dict[str, dict[str, float | None]] = {}
+    for method, reports in results.items():
+        phases = {p for r in reports for p in r.phase_seconds}
+        out[method] = {
+            p: statistics.median(r.phase_seconds[p] for r in reports if p in r.phase_seconds)
+            for p in sorted(phases)
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.deletes")
+    parser.add_argument("--mysql-db", required=True, help="database holding the generated table")
+    parser.add_argument("--rows", type=int, required=True, help="rows the table was generated with")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    servers = BenchServers.from_env()
+    pg_db = servers.create_pg_database("deletes")
+    try:
+        took = timed_full_load(servers, args.mysql_db, pg_db, MYSQL_TARGET_SCHEMA)
+        print(f"loaded in-process in {took:.1f}s", file=sys.stderr, flush=True)
+        bench = DeleteBench(servers, args.mysql_db, pg_db, MYSQL_TARGET_SCHEMA,
+                            lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+        results = bench.run(args.rows, args.repeats)
+        figures = medians(results)
+        keys, ranges = figures["keys"].get("deletes"), figures["auto"].get("deletes")
+        print(json.dumps({"medians": figures, "ranges_over_keys": (ranges or 0) / (keys or 1),
+                          "notes": results["auto"][-1].notes}, indent=1))  # fmt: skip
+    finally:
+        servers.drop_pg_database(pg_db)
+        servers.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ from typing import Any
 import psutil
 
 from benchmarks.measure import Measurement
+from benchmarks.verdicts import ISSUE_18_TARGETS, judge_all, verdict_table
 
 MB = 1_000_000
 PHASES = (
@@ -24,6 +25,7 @@ PHASES = (
     "launch_to_step_end",
     "launch_to_runner_done",
 )
+ALSO_IN_TARGETS = ("full_vs_sling", "incremental_vs_sling", "no_change_vs_sling", "deletes")
 METADATA_SHOWN = (
     "mode", "rows_read", "rows_inserted", "rows_updated", "rows_deleted", "files_loaded",
     "rows_loaded", "rows_rejected", "duration_seconds",
@@ -199,14 +201,14 @@ class Report:
                 lines.append(f"      {asset}: {said}")
         return "\n".join(lines)
 
-    def _extra(self, key: str, name: str) -> float | None:
+    def extra_of(self, key: str, name: str) -> float | None:
         row = self.rows.get(key)
         if row is None:
             return None
         value = _median_of([m.extra for m in row.samples if m.extra], name)
         return None if value != value else value  # NaN: not measured
 
-    def _wall(self, key: str) -> float | None:
+    def wall_of(self, key: str) -> float | None:
         row = self.rows.get(key)
         return row.wall if row is not None and row.samples else None
 
@@ -221,43 +223,30 @@ class Report:
                 found.append({"target": target, "value": value, "limit": limit, "met": met,
                               "measured": text.format(value=value)})  # fmt: skip
 
-        full, pipe = self._wall("full_sync"), self._wall("raw_pipe")
+        full, pipe = self.wall_of("full_sync"), self.wall_of("raw_pipe")
         if full and pipe:
             judge("full sync <= 1.8x the raw pipe", full / pipe, 1.8, "{value:.2f}x")
             judge("full sync <= 1.3x the raw pipe (stretch)", full / pipe, 1.3, "{value:.2f}x")
-        incremental, idle = self._wall("incremental"), self._wall("no_change")
+        incremental, idle = self.wall_of("incremental"), self.wall_of("no_change")
         if incremental and full:
             judge("incremental 1% <= 5% of the full sync, wall (Dagster start-up included)",
                   incremental / full, 0.05, "{value:.1%}")  # fmt: skip
         work_full, work_incr = (
-            self._extra(k, "step_seconds") for k in ("full_sync", "incremental")
+            self.extra_of(k, "step_seconds") for k in ("full_sync", "incremental")
         )
         if work_full and work_incr:
             judge("incremental 1% <= 5% of the full sync, step work (start-up excluded)",
                   work_incr / work_full, 0.05, "{value:.1%}")  # fmt: skip
         if idle:
-            judge("no change: < 2 s of step work", self._extra("no_change", "step_seconds"), 2.0,
+            judge("no change: < 2 s of step work", self.extra_of("no_change", "step_seconds"), 2.0,
                   "{value:.2f} s")  # fmt: skip
         syncs = ("full_sync", "incremental", "no_change", "ftp_sync")
-        peaks = [self.rows[k].median("peak_rss") / 2**20 for k in syncs if self._wall(k)]
+        peaks = [self.rows[k].median("peak_rss") / 2**20 for k in syncs if self.wall_of(k)]
         if peaks:
             judge("peak RSS of a sync < 250 MB", max(peaks), 250, "{value:.0f} MB")
-        sling, sling_incr = self._wall("sling_full"), self._wall("sling_incremental")
-        sling_idle = self._wall("sling_no_change")
-        if full and sling:
-            judge("full sync <= 0.6x Sling's full sync (issue 18)", full / sling, 0.6,
-                  "{value:.2f}x")  # fmt: skip
-        for ours, theirs, what in (("incremental", sling_incr, "incremental 1%"),
-                                   ("no_change", sling_idle, "no change")):  # fmt: skip
-            work = self._extra(ours, "step_seconds")
-            if work and theirs:
-                judge(f"{what}: step work <= 0.5x Sling's wall (issue 18)", work / theirs, 0.5,
-                      "{value:.2f}x")  # fmt: skip
-        keys, ranges = self._wall("deletes_keys"), self._wall("deletes_ranges")
-        if keys and ranges:
-            judge("deletes by key ranges <= 10% of the full key stream (issue 18)",
-                  ranges / keys, 0.10, "{value:.1%}")  # fmt: skip
-        ftp, ftp_floor = self._wall("ftp_sync"), self._wall("ftp_floor")
+        # Issue 18's targets that this list showed before the verdict table existed.
+        found += [v for v in self.verdicts() if v["key"] in ALSO_IN_TARGETS]
+        ftp, ftp_floor = self.wall_of("ftp_sync"), self.wall_of("ftp_floor")
         if ftp and ftp_floor:
             judge("FTP ingestion >= 50% of psql \\copy's throughput", ftp_floor / ftp, 0.5,
                   "{value:.0%}", less=False)  # fmt: skip
@@ -267,13 +256,13 @@ class Report:
         """How far the incremental target is from physics: the hand-made incremental's own
         share of the full sync (the same changed rows, no overlap window, no counts), and the
         sync's step work over that floor."""
-        hand = self._wall("incremental_floor")
+        hand = self.wall_of("incremental_floor")
         work_full, work_incr = (
-            self._extra(k, "step_seconds") for k in ("full_sync", "incremental")
+            self.extra_of(k, "step_seconds") for k in ("full_sync", "incremental")
         )
         lines = []
         if hand and work_full:
-            full = self._wall("full_sync") or float("nan")
+            full = self.wall_of("full_sync") or float("nan")
             lines.append(
                 f"hand-made incremental (mysql | psql upsert, changed rows only): {hand:.2f} s"
                 f" = {hand / work_full:.1%} of the full sync's step work, {hand / full:.1%} of its"
@@ -295,10 +284,10 @@ class Report:
         )
         lines = []
         for what, ours, theirs, peer in pairs:
-            mine, other = self._wall(ours), self._wall(theirs)
+            mine, other = self.wall_of(ours), self.wall_of(theirs)
             if not (mine and other):
                 continue
-            work = self._extra(ours, "step_seconds")
+            work = self.extra_of(ours, "step_seconds")
             step = f"; our step work {work:.2f} s = {work / other:.2f}x" if work else ""
             lines.append(
                 f"{what}: ours {mine:.2f} s / {peer} {other:.2f} s = {mine / other:.2f}x{step}"
@@ -308,10 +297,10 @@ class Report:
     def deletes_context(self) -> list[str]:
         """What the key ranges cannot avoid: reading every key once on each server. MariaDB's
         COUNT(*) in the same snapshot (the engine's `source_count`) is that floor's share."""
-        keys, ranges = self._wall("deletes_keys"), self._wall("deletes_ranges")
-        count = self._extra("deletes_ranges", "source_count_seconds")
-        mysql = self._extra("deletes_ranges", "ranges_mysql_seconds")
-        pg = self._extra("deletes_ranges", "ranges_pg_seconds")
+        keys, ranges = self.wall_of("deletes_keys"), self.wall_of("deletes_ranges")
+        count = self.extra_of("deletes_ranges", "source_count_seconds")
+        mysql = self.extra_of("deletes_ranges", "ranges_mysql_seconds")
+        pg = self.extra_of("deletes_ranges", "ranges_pg_seconds")
         if not (keys and ranges and count):
             return []
         return [
@@ -322,6 +311,13 @@ class Report:
             f" {count / keys:.1%} of the key stream: every key read once, what any exact method"
             " pays at least on the source",
         ]
+
+    def verdicts(self) -> list[dict[str, Any]]:
+        """Issue 18's targets judged on this run (benchmarks/verdicts.py)."""
+        return judge_all(self, ISSUE_18_TARGETS)
+
+    def verdicts_text(self) -> str:
+        return verdict_table(self, ISSUE_18_TARGETS)
 
     def targets_text(self) -> str:
         return "\n".join(
@@ -357,6 +353,7 @@ class Report:
             "ratios": {k: self.ratio(r) for k, r in self.rows.items() if r.floor},
             "checks": self.checks,
             "targets": self.targets(),
+            "verdicts": self.verdicts(),
             "floor_context": self.floor_context(),
             "peers": self.peer_lines(),
             "ok": self.ok,

@@ -342,3 +342,28 @@ def test_the_delete_guard_still_fires(
         sync("t")
     emptied = sync("t", max_delete_fraction=1.0)
     assert emptied.rows_deleted == 3000 and emptied.row_count == 0
+
+
+def test_negative_keys_and_empty_buckets_equal_the_full_key_stream(
+    src: pymysql.Connection,
+    pg_conn: psycopg.Connection,
+    sync: SyncFn,
+    streamed_sync: SyncFn,
+    target_schema: str,
+    twin_schema: str,
+) -> None:
+    """Keys on both sides of zero with wide empty stretches between them (buckets MySQL and
+    PostgreSQL both lack, and buckets emptied by the deletes): both methods delete the same
+    keys, among them a whole negative bucket and the lowest key."""
+    keys = [*range(-6_000, -3_000), *range(-40, 40), *range(90_000, 93_000)]
+    _seed(src, keys, "BIGINT")
+    sync("t")
+    streamed_sync()
+    gone = [-6_000, -1, 0, 1, 92_999, *range(-4_000, -3_000)]
+    _delete(src, gone)
+    ranged, streamed = sync("t", deletes="always"), streamed_sync(deletes="always")
+    assert _ranges_used(ranged) and not _ranges_used(streamed)
+    assert ranged.rows_deleted == streamed.rows_deleted == len(gone)
+    assert _pg_keys(pg_conn, target_schema) == _pg_keys(pg_conn, twin_schema)
+    assert _pg_keys(pg_conn, target_schema) == set(keys) - set(gone)
+    assert_same_table(src, pg_conn, target_schema, "t")

@@ -1,0 +1,156 @@
+"""Issue 18's targets, each judged on one run's medians against what it is compared with in
+the same run (a floor or a peer), for the table `scripts/bench` prints last.
+
+A target is a `TargetCheck`: a name, a limit, and a function reading its figure (and what
+it was compared with) from the report. `ISSUE_18_TARGETS` is the list the table is made of;
+a new benchmark row gets its verdict from one more entry (see benchmarks/README.md).
+A target whose rows the run did not measure is listed as not measured, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmarks.report import Report
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A measured value and, in words, the same-run figure(s) it was compared with."""
+
+    value: float
+    compared: str
+
+
+FigureFn = Callable[["Report"], Figure | None]
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    key: str
+    target: str
+    figure: FigureFn
+    limit: float
+    at_most: bool = True  # met when value <= limit (else value >= limit)
+    unit: str = "x"  # how the value prints: "x" ratio, "%" share, " s", " MB"
+
+    def show(self, value: float) -> str:
+        if self.unit == "%":
+            return f"{value:.1%}"
+        if self.unit == "x":
+            return f"{value:.2f}x"
+        return f"{value:.2f}{self.unit}" if self.unit == " s" else f"{value:.0f}{self.unit}"
+
+    def judge(self, report: Report) -> dict[str, Any] | None:
+        fig = self.figure(report)
+        if fig is None or fig.value != fig.value:  # not measured, or NaN
+            return None
+        met = fig.value <= self.limit if self.at_most else fig.value >= self.limit
+        return {"key": self.key, "target": self.target, "value": fig.value, "limit": self.limit,
+                "met": met, "measured": self.show(fig.value), "compared": fig.compared}  # fmt: skip
+
+
+# --- figures read from the report -------------------------------------------------------------
+
+
+def wall_ratio(ours: str, theirs: str, label: str, throughput: bool = False) -> FigureFn:
+    """Our median wall over another row's (a floor or a peer); with `throughput`, the
+    inverse: our throughput as a share of theirs on the same data."""
+
+    def figure(r: Report) -> Figure | None:
+        mine, other = r.wall_of(ours), r.wall_of(theirs)
+        if not (mine and other):
+            return None
+        value = other / mine if throughput else mine / other
+        return Figure(value, f"{label} {other:.2f} s, ours {mine:.2f} s")
+
+    return figure
+
+
+def step_over_wall(ours: str, theirs: str, label: str) -> FigureFn:
+    """Our step work (start-up excluded) over a peer's whole wall."""
+
+    def figure(r: Report) -> Figure | None:
+        work, other = r.extra_of(ours, "step_seconds"), r.wall_of(theirs)
+        if not (work and other):
+            return None
+        return Figure(work / other, f"{label} {other:.2f} s wall, our step work {work:.2f} s")
+
+    return figure
+
+
+def first_row(row: str) -> FigureFn:
+    """Launch → first row copied, with the definitions' load time beside it."""
+
+    def figure(r: Report) -> Figure | None:
+        value = r.extra_of(row, "launch_to_first_row")
+        if value is None:
+            return None
+        defs = r.extra_of(row, "launch_to_definitions")
+        said = f"of it, launch → definitions built {defs:.2f} s" if defs else "no floor"
+        return Figure(value, said)
+
+    return figure
+
+
+# Rows whose process memory the RSS target covers (absent rows are skipped).
+SYNC_ROWS = ["full_sync", "incremental", "no_change", "ftp_sync", "many_tables"]
+
+
+def peak_rss(r: Report) -> Figure | None:
+    peaks = {k: r.rows[k].median("peak_rss") / 2**20 for k in SYNC_ROWS if r.wall_of(k)}
+    if not peaks:
+        return None
+    worst = max(peaks, key=lambda k: peaks[k])
+    return Figure(peaks[worst], f"highest of {len(peaks)} syncs: {worst}")
+
+
+ISSUE_18_TARGETS: list[TargetCheck] = [
+    TargetCheck("full_vs_pipe", "full sync <= 1.3x the raw pipe",
+                wall_ratio("full_sync", "raw_pipe", "raw pipe"), 1.3),
+    TargetCheck("full_vs_sling", "full sync <= 0.6x Sling's",
+                wall_ratio("full_sync", "sling_full", "Sling"), 0.6),
+    TargetCheck("incremental_vs_sling", "incremental 1%: step work <= 0.5x Sling's wall",
+                step_over_wall("incremental", "sling_incremental", "Sling"), 0.5),
+    TargetCheck("no_change_vs_sling", "no change: step work <= 0.5x Sling's wall",
+                step_over_wall("no_change", "sling_no_change", "Sling"), 0.5),
+    TargetCheck("first_row_full", "full sync: launch -> first row <= 1.5 s",
+                first_row("full_sync"), 1.5, unit=" s"),
+    TargetCheck("first_row_incremental", "incremental 1%: launch -> first row <= 1.5 s",
+                first_row("incremental"), 1.5, unit=" s"),
+    TargetCheck("deletes", "deletes by key ranges <= 10% of the full key stream",
+                wall_ratio("deletes_ranges", "deletes_keys", "full key stream"), 0.10,
+                unit="%"),
+    TargetCheck("ftp", "FTP ingestion >= 80% of psql \\copy's throughput",
+                wall_ratio("ftp_sync", "ftp_floor", "psql \\copy", throughput=True), 0.80,
+                at_most=False, unit="%"),
+    TargetCheck("peak_rss", "peak RSS < 250 MB", peak_rss, 250, unit=" MB"),
+]  # fmt: skip
+
+
+def judge_all(report: Report, checks: list[TargetCheck]) -> list[dict[str, Any]]:
+    """The verdict of every check whose figure this run measured."""
+    return [v for c in checks if (v := c.judge(report)) is not None]
+
+
+def verdict_table(report: Report, checks: list[TargetCheck]) -> str:
+    """One line per measured target (figure, met / NOT MET, what it was compared with), then
+    the targets this run did not measure."""
+    verdicts = judge_all(report, checks)
+    width = max([len(v["target"]) for v in verdicts] + [6])
+    lines = [
+        f"  {'target':<{width}} {'figure':>9}  {'verdict':<8} compared with (same run)",
+        *(
+            f"  {v['target']:<{width}} {v['measured']:>9}  "
+            f"{'met' if v['met'] else 'NOT MET':<8} {v['compared']}"
+            for v in verdicts
+        ),
+    ]
+    measured = {v["key"] for v in verdicts}
+    missing = [c.target for c in checks if c.key not in measured]
+    if missing:
+        lines.append("  not measured in this run: " + "; ".join(missing))
+    return "\n".join(lines)
