@@ -1,8 +1,9 @@
 # One image for the three roles: code server (`dagster api grpc`), webserver and daemon.
 # Dependencies come from uv.lock only (`uv sync --frozen`); the process runs as a non-root user.
 # Targets: `runtime` (default, last) and `demo` (adds the dev group: the demo FTP feed).
-# Optional extras of pyproject.toml, comma-separated: `--build-arg SYNC_ASSETS_EXTRAS=k8s` adds
-# dagster-k8s (Helm chart, K8sRunLauncher). Empty (the default) installs no extra.
+# Optional extras of pyproject.toml, comma-separated: `--build-arg SYNC_ASSETS_EXTRAS=celery`
+# adds the Celery executor and worker (compose profile `celery`), `k8s` adds dagster-k8s (Helm
+# chart, K8sRunLauncher), `k8s,celery` both. Empty (the default) installs no extra.
 ARG SYNC_ASSETS_EXTRAS=""
 
 FROM python:3.11-slim-bookworm AS base
@@ -17,6 +18,11 @@ RUN groupadd --system --gid 10001 dagster \
 FROM base AS build
 ARG SYNC_ASSETS_EXTRAS
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
+# binutils (strip, readelf) for deploy/docker/slim-venv.sh; in this stage only, not the image.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends binutils \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /src
 # `uv sync` arguments for the extras (one `--extra NAME` each); each uv sync below repeats them,
@@ -29,10 +35,10 @@ COPY pyproject.toml uv.lock ./
 RUN xargs -a /tmp/uv-extras -d '\n' uv sync --frozen --no-dev --no-install-project --no-editable
 COPY README.md ./
 COPY sync_assets ./sync_assets
-# The dependencies' own test suites (pandas, numpy, graphene, fsspec) are never imported at
-# run time: about 60 MB of the image, with their bytecode.
+# What is never read at run time goes (test suites, stubs, source maps, debug sections).
+COPY deploy/docker/slim-venv.sh /usr/local/bin/slim-venv
 RUN xargs -a /tmp/uv-extras -d '\n' uv sync --frozen --no-dev --no-editable \
-    && find /opt/venv -depth -type d -name tests -exec rm -rf {} +
+    && slim-venv /opt/venv
 
 FROM build AS build-demo
 # The wheel leaves sync_assets/devtools out (never in the runtime image); the demo feed uses it.

@@ -1,9 +1,10 @@
 """Which executor runs the two jobs' steps: multiprocess on one host (default), Celery or k8s.
 
-`SYNC_EXECUTOR=celery` hands every step (one legacy table, one FTP source) to a Celery queue
-that any `sync-assets worker` on any machine may take. The run itself (the orchestrating loop)
-stays where the run launcher starts it. `SYNC_EXECUTOR=k8s` (dagster-k8s, the `k8s` extra) runs
-each step as its own Kubernetes Job next to the K8sRunLauncher's run pod (deploy/helm).
+`SYNC_EXECUTOR=celery` (dagster-celery, the `celery` extra) hands every step (one legacy table,
+one FTP source) to a Celery queue that any `sync-assets worker` on any machine may take. The
+run itself (the orchestrating loop) stays where the run launcher starts it. `SYNC_EXECUTOR=k8s`
+(dagster-k8s, the `k8s` extra) runs each step as its own Kubernetes Job next to the
+K8sRunLauncher's run pod (deploy/helm). Either extra missing is an error naming it, at load.
 Only environment variables are read here, never a server: the code location loads with the
 broker down.
 
@@ -26,6 +27,7 @@ from typing import Any
 
 import dagster as dg
 
+from sync_assets.core.extras import import_extra
 from sync_assets.core.settings import ConfigError, parse_int, require
 
 EXECUTOR_ENV = "SYNC_EXECUTOR"
@@ -113,15 +115,14 @@ def broker_url() -> str:
 
 def k8s_executor() -> dg.ExecutorDefinition:
     """dagster-k8s's step executor; image, env ConfigMaps/Secrets come from the run launcher."""
-    from dagster_k8s import k8s_job_executor  # the `k8s` extra, imported only when selected
-
+    dagster_k8s = import_extra("dagster_k8s", "k8s", f"{EXECUTOR_ENV}={K8S}")
     max_concurrent = parse_int(
         K8S_MAX_CONCURRENT_ENV,
         os.environ.get(K8S_MAX_CONCURRENT_ENV),
         DEFAULT_K8S_MAX_CONCURRENT,
         minimum=1,
     )
-    return k8s_job_executor.configured(
+    return dagster_k8s.k8s_job_executor.configured(
         {"max_concurrent": max_concurrent, "step_k8s_config": K8S_STEP_CONFIG},
         name="sync_assets_k8s",
     )
@@ -134,9 +135,8 @@ def build_executor() -> dg.ExecutorDefinition | None:
         return k8s_executor()
     if kind != CELERY:
         return None
-    from dagster_celery import celery_executor  # imported only when selected
-
-    return celery_executor.configured(
+    dagster_celery = import_extra("dagster_celery", CELERY, f"{EXECUTOR_ENV}={CELERY}")
+    return dagster_celery.celery_executor.configured(
         {
             "broker": {"env": BROKER_ENV},
             "backend": backend_source(),

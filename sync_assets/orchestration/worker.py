@@ -15,6 +15,7 @@ import socket
 import uuid
 from typing import Any
 
+from sync_assets.core.extras import import_extra
 from sync_assets.core.placement import WORKER_ENV
 from sync_assets.orchestration import executor
 
@@ -29,6 +30,7 @@ def worker_name(name: str | None) -> str:
 
 def celery_app() -> Any:
     """dagster-celery's app with the project's broker, backend and delivery settings."""
+    import_extra("dagster_celery", executor.CELERY, "the Celery worker")
     from dagster_celery.executor import CeleryExecutor
     from dagster_celery.make_app import make_app
     from dagster_celery.tasks import create_task

@@ -20,12 +20,19 @@ LOAD = (
 )
 
 
+# An environment installed without the `celery` extra: these imports fail as if not installed.
+WITHOUT_CELERY = "import sys; sys.modules.update(dict.fromkeys(('dagster_celery', 'celery'))); "
+
+
+def _python(code: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SYNC_EXECUTOR", "CELERY_"))}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env={**clean, **env},
+                          capture_output=True, text=True, timeout=120, check=check)  # fmt: skip
+
+
 def _executor_names(**env: str) -> list[str]:
     """Load the code location in a fresh process (jobs are built at import) and name executors."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SYNC_EXECUTOR", "CELERY_"))}
-    result = subprocess.run([sys.executable, "-c", LOAD], cwd=REPO_ROOT, env={**clean, **env},
-                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
-    return result.stdout.split()
+    return _python(LOAD, **env).stdout.split()
 
 
 def test_default_is_dagsters_multiprocess_executor() -> None:
@@ -70,3 +77,21 @@ def test_delivery_settings_are_at_least_once(monkeypatch: pytest.MonkeyPatch) ->
 def test_worker_node_name_carries_the_host() -> None:
     assert worker_name("w1").startswith("w1@")
     assert worker_name(None).startswith("sync-assets-")
+
+
+def test_without_the_celery_extra_the_default_loads_and_celery_fails_naming_the_extra() -> None:
+    assert _python(WITHOUT_CELERY + LOAD).stdout.split() == ["multi_or_in_process_executor"] * 2
+    result = _python(WITHOUT_CELERY + LOAD, check=False, SYNC_EXECUTOR="celery",
+                     CELERY_BROKER_URL="redis://:s3cret@127.0.0.1:1/0")  # fmt: skip
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert "MissingExtraError: SYNC_EXECUTOR=celery needs the `celery` extra" in last
+    assert "SYNC_ASSETS_EXTRAS=celery" in last and "s3cret" not in result.stderr
+
+
+def test_worker_without_the_celery_extra_stops_at_start_naming_the_extra() -> None:
+    start = WITHOUT_CELERY + "from sync_assets.cli import main; sys.exit(main(['worker']))"
+    result = _python(start, check=False, CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    assert result.returncode == 2
+    expected = "sync-assets worker: the Celery worker needs the `celery` extra"
+    assert result.stderr.startswith(expected)
