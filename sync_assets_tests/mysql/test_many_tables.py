@@ -40,7 +40,8 @@ from sync_assets_tests.mysql.conftest import assert_same_table, run_sql
 
 DAGSTER_BIN = str(Path(sys.executable).with_name("dagster"))
 POOL_LIMIT = 2
-RUN_TIMEOUT_SECONDS = 600
+# Generous: on the shared 2-core machine (load 20-30) the run took 7 minutes.
+RUN_TIMEOUT_SECONDS = 1000
 
 
 def _tables(src: pymysql.Connection, count: int, prefix: str = "t") -> list[str]:
@@ -154,7 +155,7 @@ def _run_events(env: dict[str, str]) -> tuple[dg.DagsterRun, list[dg.EventLogEnt
         os.environ.update(saved)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 def test_twenty_tables_through_the_real_job_in_batch_steps(
     pg_server: ServerInfo,
     mysql_server: ServerInfo,
