@@ -9,6 +9,7 @@ never its argument: no password lands there), so that tests count real round tri
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import IO
@@ -35,6 +36,9 @@ class LocalTimeListing(ListOnlyFTPHandler):
 
 
 def main() -> None:
+    # A launcher that ignores SIGTERM (nohup-style wrappers, some CI runners) passes that on
+    # to its children; this server must still stop when its owner terminates it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     root, log_path = Path(sys.argv[1]), Path(sys.argv[2])
     LocalTimeListing.command_log = log_path.open("a", encoding="ascii")
     handle = start_ftp_server(root, mlsd=False, handler_base=LocalTimeListing)

@@ -65,7 +65,7 @@ def local_time_server(tmp_path: Path) -> Iterator[LocalTimeServer]:
         port = int(process.stdout.readline())
         yield LocalTimeServer(root, log, port)
     finally:
-        process.terminate()
+        process.kill()  # a throwaway server: nothing to shut down gracefully
         process.wait(timeout=10)
 
 
