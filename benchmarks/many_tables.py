@@ -33,11 +33,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from benchmarks.__main__ import _size
 from benchmarks.measure import Measurement, run_measured
-from benchmarks.scaleout import DAGSTER_BIN, make_tables
+from benchmarks.scaleout import DAGSTER_BIN, dagster_home, make_tables
 from benchmarks.servers import BenchServers
 from benchmarks.verify import compare, mysql_fingerprint, pg_fingerprint
 
@@ -93,13 +91,7 @@ class Bench:
         self.servers, self.database, self.tables, self.work = servers, database, tables, work
         self.dagster_db = servers.create_pg_database("many_dagster")
         self.target_dbs: list[str] = []
-        home = work / "home"
-        home.mkdir()
-        config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-        # No daemon runs here: nothing would act on run monitoring or run retries.
-        config.pop("run_monitoring", None)
-        config.pop("run_retries", None)
-        (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+        dagster_home(work)
 
     def env(self, tables: Sequence[str], settings: dict[str, str]) -> dict[str, str]:
         pg, my = self.servers.pg, self.servers.mysql

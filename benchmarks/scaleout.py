@@ -83,6 +83,18 @@ def make_tables(servers: BenchServers, database: str, tables: int, rows: int) ->
     return names
 
 
+def dagster_home(work: Path) -> Path:
+    """`work/home` with the project's dagster.yaml, minus what only a daemon acts on (no
+    daemon runs in a benchmark: run monitoring and run retries would never happen)."""
+    home = work / "home"
+    home.mkdir()
+    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    config.pop("run_monitoring", None)
+    config.pop("run_retries", None)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return home
+
+
 class Bench:
     def __init__(self, servers: BenchServers, database: str, tables: list[str], work: Path):
         self.servers, self.database, self.tables, self.work = servers, database, tables, work
@@ -93,12 +105,7 @@ class Bench:
              "--save", "", "--appendonly", "no", "--dir", str(work)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        home = work / "home"
-        home.mkdir()
-        config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-        config.pop("run_monitoring", None)
-        config.pop("run_retries", None)
-        (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+        dagster_home(work)
 
     def env(self, target_db: str, executor: str) -> dict[str, str]:
         pg, my = self.servers.pg, self.servers.mysql
