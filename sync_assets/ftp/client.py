@@ -27,6 +27,7 @@ from sync_assets.ftp.retry import RetryingSession, RetryPolicy
 from sync_assets.resources import FTPResource, SourceRefusedError
 
 T = TypeVar("T")
+H = TypeVar("H")
 BLOCK_SIZE = 256 * 1024
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ftplib.error_temp,
@@ -41,7 +42,30 @@ class ShortTransferError(OSError):
     """The data connection ended before the expected bytes arrived (dropped, or shrank)."""
 
 
-class FTPClient(RetryingSession[ftplib.FTP]):
+class RemoteFileClient(RetryingSession[H]):
+    """What the FTP and SFTP clients do alike on top of their own listing and transfers."""
+
+    log: logging.Logger
+
+    def list_dir(self, path: str) -> list[RemoteEntry]:
+        raise NotImplementedError
+
+    def download(self, path: str, offset: int, sink: IO[bytes], limit: int | None = None) -> int:
+        raise NotImplementedError
+
+    def walk(self, root: str, recursive: bool) -> Iterator[tuple[str, RemoteEntry]]:
+        """(full path, entry) for every file under `root` (breadth-first)."""
+        return walk_tree(self.list_dir, root, recursive, self.log)
+
+    def read_head(self, path: str, length: int) -> bytes:
+        """The first `length` bytes (what a shorter file has, as its protocol's download
+        reports it: FTP returns fewer bytes, SFTP raises ShortTransferError)."""
+        buffer = io.BytesIO()
+        self.download(path, 0, buffer, length)
+        return buffer.getvalue()
+
+
+class FTPClient(RemoteFileClient[ftplib.FTP]):
     """One logical session to the FTP server; reconnects transparently when it breaks."""
 
     protocol = "FTP"
@@ -148,10 +172,6 @@ class FTPClient(RetryingSession[ftplib.FTP]):
                 entries.append(entry)
         return entries
 
-    def walk(self, root: str, recursive: bool) -> Iterator[tuple[str, RemoteEntry]]:
-        """(full path, entry) for every file under `root` (breadth-first)."""
-        return walk_tree(self.list_dir, root, recursive, self.log)
-
     def stat(self, path: str) -> tuple[int, datetime | None] | None:
         """Precise (size, mtime) of one file (MLST, else SIZE+MDTM); None if it is gone."""
 
@@ -216,12 +236,6 @@ class FTPClient(RetryingSession[ftplib.FTP]):
             return written
 
         return self.call(f"download {path!r}", action)
-
-    def read_head(self, path: str, length: int) -> bytes:
-        """The first `length` bytes (or fewer if the file is shorter)."""
-        buffer = io.BytesIO()
-        self.download(path, 0, buffer, length)
-        return buffer.getvalue()
 
     def delete(self, path: str) -> None:
         self.call(f"delete {path!r}", lambda ftp: ftp.delete(path))

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import ftplib
-import io
 import logging
 import socket
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TypeVar
@@ -27,9 +25,9 @@ from typing import IO, TypeVar
 import paramiko
 
 from sync_assets.core.settings import ConfigError
-from sync_assets.ftp.client import ShortTransferError, _write_local, join, walk_tree
+from sync_assets.ftp.client import RemoteFileClient, ShortTransferError, _write_local, join
 from sync_assets.ftp.listing import RemoteEntry
-from sync_assets.ftp.retry import RetryingSession, RetryPolicy
+from sync_assets.ftp.retry import RetryPolicy
 from sync_assets.resources import FTPResource, SourceUnavailableError
 
 T = TypeVar("T")
@@ -55,7 +53,7 @@ class HostKeyRefusedError(SourceUnavailableError):
     """The server's host key is unknown or not the expected one: we do not talk to it."""
 
 
-class SFTPClient(RetryingSession[paramiko.SFTPClient]):
+class SFTPClient(RemoteFileClient[paramiko.SFTPClient]):
     """One logical SFTP session; reconnects transparently when it breaks (see FTPClient)."""
 
     protocol = "SFTP"
@@ -127,10 +125,6 @@ class SFTPClient(RetryingSession[paramiko.SFTPClient]):
         attributes = self.call(f"listing {path!r}", lambda sftp: sftp.listdir_attr(path))
         return [e for a in attributes if (e := _entry(a.filename, a)) is not None]
 
-    def walk(self, root: str, recursive: bool) -> Iterator[tuple[str, RemoteEntry]]:
-        """(full path, entry) for every file under `root` (breadth-first)."""
-        return walk_tree(self.list_dir, root, recursive, self.log)
-
     def stat(self, path: str) -> tuple[int, datetime | None] | None:
         """Exact (size, mtime) of one regular file; None if it is gone (or not a file)."""
 
@@ -176,12 +170,6 @@ class SFTPClient(RetryingSession[paramiko.SFTPClient]):
             return written
 
         return self.call(f"download {path!r}", action)
-
-    def read_head(self, path: str, length: int) -> bytes:
-        """The first `length` bytes (ShortTransferError if the file is shorter)."""
-        buffer = io.BytesIO()
-        self.download(path, 0, buffer, length)
-        return buffer.getvalue()
 
     def delete(self, path: str) -> None:
         self.call(f"delete {path!r}", lambda sftp: sftp.remove(path))
