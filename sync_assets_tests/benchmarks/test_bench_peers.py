@@ -15,16 +15,8 @@ from benchmarks import dataset, verify
 from benchmarks.peers import PGLOADER_SCHEMA, SLING_SCHEMA, PeerRunner, find_pgloader, find_sling
 from benchmarks.servers import BenchServers
 from sync_assets.devtools.servers import ServerInfo
-from sync_assets_tests.conftest import create_mysql_database, drop_mysql_database
 
 ROWS = 2_000
-
-
-@pytest.fixture
-def source_db(mysql_server: ServerInfo) -> Iterator[str]:
-    name = create_mysql_database(mysql_server, "sa_bench_peers")
-    yield name
-    drop_mysql_database(mysql_server, name)
 
 
 @pytest.fixture

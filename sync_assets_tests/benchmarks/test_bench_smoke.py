@@ -18,7 +18,6 @@ from benchmarks.corpus import CorpusSpec, build_corpus, corpus_check
 from benchmarks.floors import FLOOR_SCHEMA, FTP_FLOOR_TABLE, FloorRunner
 from benchmarks.servers import BenchServers
 from sync_assets.devtools.servers import ServerInfo
-from sync_assets_tests.conftest import create_mysql_database, drop_mysql_database
 
 SMOKE_ROWS = 2_000
 
@@ -34,13 +33,6 @@ def bench_servers(
         monkeypatch.setenv(f"{prefix}_USER", server.user)
         monkeypatch.setenv(f"{prefix}_PASSWORD", server.password)
     return BenchServers(pg_server, mysql_server)
-
-
-@pytest.fixture
-def source_db(mysql_server: ServerInfo) -> Iterator[str]:
-    name = create_mysql_database(mysql_server, "sa_bench_smoke")
-    yield name
-    drop_mysql_database(mysql_server, name)
 
 
 @pytest.fixture
