@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -61,10 +61,12 @@ from sync_assets.ftp.parallel import (
     StableLooks,
 )
 from sync_assets.ftp.report import FileOutcome, IngestReport
-from sync_assets.ftp.sessions import RemoteClient
 from sync_assets.ftp.store import FileIdentity, LedgerEntry
 from sync_assets.ftp.types import numeric_in_text, parse_timestamp
 from sync_assets.resources import SourceUnavailableError
+
+if TYPE_CHECKING:
+    from sync_assets.ftp.sessions import RemoteClient
 
 HEAD_BYTES = 1024
 

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -38,8 +39,11 @@ from sync_assets.ftp.listing import RemoteFile
 from sync_assets.ftp.parallel import SchemaGate, Snapshot, StableLooks
 from sync_assets.ftp.report import WAITING_STATUSES, FileOutcome, IngestReport
 from sync_assets.ftp.retry import RetryPolicy
-from sync_assets.ftp.sessions import RemoteClient, open_client
+from sync_assets.ftp.sessions import open_client
 from sync_assets.resources import FTPResource, PostgresResource, SourceUnavailableError
+
+if TYPE_CHECKING:
+    from sync_assets.ftp.sessions import RemoteClient
 
 __all__ = [
     "FileOutcome",

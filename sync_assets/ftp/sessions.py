@@ -4,13 +4,16 @@ a client with the interface of `FTPClient` (listing, stat, download from an offs
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from sync_assets.ftp.client import FTPClient
 from sync_assets.ftp.retry import RetryPolicy
-from sync_assets.ftp.sftp_client import SFTPClient
 from sync_assets.resources import FTPResource
 
-RemoteClient = FTPClient | SFTPClient
+if TYPE_CHECKING:  # paramiko (with cryptography, nacl, invoke) is imported for SFTP only
+    from sync_assets.ftp.sftp_client import SFTPClient
+
+    RemoteClient = FTPClient | SFTPClient
 
 
 def open_client(
@@ -18,5 +21,7 @@ def open_client(
 ) -> RemoteClient:
     """A client for FTP_PROTOCOL (it connects lazily, at its first command)."""
     if resource.is_sftp:
+        from sync_assets.ftp.sftp_client import SFTPClient
+
         return SFTPClient(resource, policy, log)
     return FTPClient(resource, policy, log)

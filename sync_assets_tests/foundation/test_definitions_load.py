@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sync_assets.resources import PostgresResource
+from sync_assets.resources import FTPResource, PostgresResource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Zebra-Quartz-9931!"  # distinctive, so a leak is found by plain search
@@ -107,3 +107,25 @@ def test_the_heap_is_frozen_at_exit_after_logging_flushes_still_run(tmp_path: Pa
     result = _python("-c", script, str(log_file), cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert log_file.read_text().strip() == "frozen=True"
+
+
+def test_definitions_load_imports_no_heavy_library_it_does_not_use(tmp_path: Path) -> None:
+    """Every run worker and step process loads the definitions: the libraries only some runs
+    need (paramiko for SFTP, numpy for the FTP fast path, pandas nowhere) wait until used."""
+    script = (
+        "import sys\n"
+        "import sync_assets.definitions\n"
+        "print(sorted(m for m in ('paramiko', 'numpy', 'pandas') if m in sys.modules))\n"
+    )
+    result = _python("-c", script, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_sftp_client_still_imports_paramiko_when_asked_for() -> None:
+    from sync_assets.ftp.retry import RetryPolicy
+    from sync_assets.ftp.sessions import open_client
+
+    client = open_client(FTPResource(protocol="sftp", host="sftp.invalid"), RetryPolicy(1))
+    assert type(client).__name__ == "SFTPClient"
+    assert "paramiko" in sys.modules
