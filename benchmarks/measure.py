@@ -38,6 +38,7 @@ class Measurement:
     first_row: float | None
     returncode: int
     extra_server_cpu: float = 0.0  # the part of server_cpu spent by `server_pids` (FTP server)
+    pg_cpu: float = 0.0  # the part spent by the probe's PostgreSQL backends
     load_before: float = 0.0  # 1-minute load average at launch: how busy the machine was
     stdout: str = ""
     stderr: str = ""
@@ -50,23 +51,33 @@ class PgProbe:
 
     conninfo: dict[str, object]
     database: str
+    # Further databases whose backends' CPU counts as server CPU (e.g. Dagster's own storage).
+    others: tuple[str, ...] = ()
+
+    @property
+    def databases(self) -> list[str]:
+        return [self.database, *self.others]
 
 
 class _CpuTracker:
     """CPU seconds spent by a changing set of server processes since tracking began."""
 
     def __init__(self) -> None:
+        self._since = time.time()
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
 
     def observe(self, pids: Sequence[int]) -> None:
         for pid in pids:
             try:
-                times = psutil.Process(pid).cpu_times()
+                process = psutil.Process(pid)
+                times = process.cpu_times()
+                # A process started since tracking began (a backend) counts from zero.
+                born_since = process.create_time() >= self._since
             except psutil.Error:
                 continue
             total = times.user + times.system
-            self._first.setdefault(pid, total)
+            self._first.setdefault(pid, 0.0 if born_since else total)
             self._last[pid] = total
 
     def total(self, pids: Sequence[int] | None = None) -> float:
@@ -126,8 +137,8 @@ class _Sampler(threading.Thread):
         rows = conn.execute(
             "SELECT a.pid, coalesce(c.tuples_processed, 0) FROM pg_stat_activity a"
             " LEFT JOIN pg_stat_progress_copy c ON c.pid = a.pid"
-            " WHERE a.datname = %s AND a.pid <> pg_backend_pid()",
-            (self.probe.database,),
+            " WHERE a.datname = ANY(%s) AND a.pid <> pg_backend_pid()",
+            (self.probe.databases,),
         ).fetchall()
         self.pg_pids = sorted(set(self.pg_pids) | {pid for pid, _ in rows})
         if self.first_row is None and any(tuples > 0 for _, tuples in rows):
@@ -191,6 +202,7 @@ def run_measured(
         peak_rss=sampler.peak_rss,
         server_cpu=sampler.cpu.total(),
         extra_server_cpu=sampler.cpu.total(sampler.extra_pids),
+        pg_cpu=sampler.cpu.total(sampler.pg_pids),
         first_row=sampler.first_row,
         returncode=proc.returncode,
         load_before=load_before,
