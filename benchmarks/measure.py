@@ -145,16 +145,36 @@ class _Sampler(threading.Thread):
             self.first_row = time.monotonic() - self.start_time
 
 
+# A child this young still showing its parent's command line is a fork about to exec.
+FORK_BEFORE_EXEC_SECONDS = 1.0
+
+
+def _exec_pending(proc: psutil.Process, now: float) -> bool:
+    """True for a child between fork (or vfork) and exec: it shares every page with its
+    parent, so its RSS is the parent's counted twice. Dagster starts `tail` and a watcher
+    this way for each step's captured logs; a sample landing in that instant would report
+    the run process twice (seen: 300 MB for a 180 MB run)."""
+    parent = proc.parent()
+    return (
+        parent is not None
+        and now - proc.create_time() < FORK_BEFORE_EXEC_SECONDS
+        and proc.cmdline() == parent.cmdline()
+    )
+
+
 def tree_rss(root_pid: int) -> int:
-    """Sum of the RSS of a process and all its live descendants (0 when it is gone)."""
+    """Sum of the RSS of a process and all its live descendants (0 when it is gone), a
+    child that has not exec'd yet left out (`_exec_pending`)."""
     try:
         root = psutil.Process(root_pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
         return 0
-    total = 0
+    total, now = 0, time.time()
     for proc in procs:
         try:
+            if proc.pid != root_pid and _exec_pending(proc, now):
+                continue
             total += proc.memory_info().rss
         except psutil.Error:
             continue
