@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks.__main__ import _size
-from benchmarks.measure import Measurement, run_measured
+from benchmarks.measure import Measurement, PgProbe, run_measured
 from benchmarks.scaleout import DAGSTER_BIN, dagster_home, make_tables
 from benchmarks.servers import BenchServers
 from benchmarks.verify import compare, mysql_fingerprint, pg_fingerprint
@@ -54,7 +54,8 @@ class RunFigures:
     tables: int
     wall_s: float
     cpu_s: float
-    server_cpu_s: float
+    server_cpu_s: float  # MariaDB (the whole server: other sessions too) + PostgreSQL
+    pg_cpu_s: float  # PostgreSQL: the backends of the target and Dagster databases
     peak_rss_mb: float
     load_before: float
     steps: int = 0
@@ -78,6 +79,16 @@ class Report:
     def per_table_overhead_s(self) -> float:
         first, one = self.run("first load"), self.run("one table")
         return (first.wall_s - one.wall_s) / max(self.tables - 1, 1)
+
+    @property
+    def per_table_cpu_s(self) -> float:
+        first, one = self.run("first load"), self.run("one table")
+        return (first.cpu_s - one.cpu_s) / max(self.tables - 1, 1)
+
+    @property
+    def per_table_pg_cpu_s(self) -> float:
+        first, one = self.run("first load"), self.run("one table")
+        return (first.pg_cpu_s - one.pg_cpu_s) / max(self.tables - 1, 1)
 
 
 def log(message: str) -> None:
@@ -112,7 +123,9 @@ class Bench:
 
     def run(self, name: str, tables: Sequence[str], settings: dict[str, str]) -> RunFigures:
         argv = [DAGSTER_BIN, "job", "execute", "-m", "sync_assets.definitions", "-j", JOB]
-        measured = run_measured(argv, env=self.env(tables, settings), cwd=REPO_ROOT)
+        # PostgreSQL's share: the backends of the target and of Dagster's storage.
+        probe = PgProbe(self.servers.pg_conninfo(), self.target_dbs[-1], (self.dagster_db,))
+        measured = run_measured(argv, env=self.env(tables, settings), probe=probe, cwd=REPO_ROOT)
         if measured.returncode != 0:
             raise RuntimeError(f"{name}: exit {measured.returncode}\n{measured.stdout[-4000:]}")
         figures = _figures(name, len(tables), measured)
@@ -174,6 +187,7 @@ def _figures(name: str, tables: int, m: Measurement) -> RunFigures:
         wall_s=round(m.wall, 2),
         cpu_s=round(m.cpu, 2),
         server_cpu_s=round(m.server_cpu, 2),
+        pg_cpu_s=round(m.pg_cpu, 2),
         peak_rss_mb=round(m.peak_rss / 2**20, 1),
         load_before=round(m.load_before, 2),
     )
@@ -185,19 +199,21 @@ def table(report: Report) -> str:
         f" {os.cpu_count()} cores; MYSQL_TABLES_PER_STEP={report.tables_per_step},"
         f" MYSQL_STEP_WORKERS={report.step_workers}",
         "",
-        "| run | tables | steps | wall s | CPU s | server CPU s | peak RSS MB | engine median s"
-        " | load |",
+        "| run | tables | steps | wall s | CPU s | server CPU s (PostgreSQL) | peak RSS MB"
+        " | engine median s | load |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in report.runs:
         lines.append(
-            f"| {r.name} | {r.tables} | {r.steps} | {r.wall_s} | {r.cpu_s} | {r.server_cpu_s}"
-            f" | {r.peak_rss_mb} | {r.engine_median_s} | {r.load_before} |"
+            f"| {r.name} | {r.tables} | {r.steps} | {r.wall_s} | {r.cpu_s}"
+            f" | {r.server_cpu_s} ({r.pg_cpu_s}) | {r.peak_rss_mb} | {r.engine_median_s}"
+            f" | {r.load_before} |"
         )
     lines += [
         "",
         f"per-table overhead (first load - one table) / {report.tables - 1}:"
-        f" {report.per_table_overhead_s:.3f} s",
+        f" {report.per_table_overhead_s:.3f} s wall, {report.per_table_cpu_s:.3f} client CPU-s,"
+        f" {report.per_table_pg_cpu_s:.3f} PostgreSQL CPU-s",
         f"value-exact: {report.exact_tables} of {report.tables} tables",
         *report.mismatches,
     ]
@@ -210,7 +226,9 @@ def verdicts(report: Report, target_seconds: float) -> list[str]:
     first = report.run("first load")
     if first.wall_s > target_seconds:
         failed.append(f"first load {first.wall_s} s > {target_seconds} s")
-    peak = max(r.peak_rss_mb for r in report.runs)
+    # The target is the run over every table; the one-table run (a step per table, so a
+    # step process beside the run's) is the fixed-cost reference.
+    peak = max(r.peak_rss_mb for r in report.runs if r.tables == report.tables)
     if peak >= RSS_LIMIT_MB:
         failed.append(f"peak RSS {peak} MB >= {RSS_LIMIT_MB} MB")
     if report.exact_tables != report.tables:

@@ -38,6 +38,7 @@ class Measurement:
     first_row: float | None
     returncode: int
     extra_server_cpu: float = 0.0  # the part of server_cpu spent by `server_pids` (FTP server)
+    pg_cpu: float = 0.0  # the part spent by the probe's PostgreSQL backends
     load_before: float = 0.0  # 1-minute load average at launch: how busy the machine was
     stdout: str = ""
     stderr: str = ""
@@ -50,23 +51,33 @@ class PgProbe:
 
     conninfo: dict[str, object]
     database: str
+    # Further databases whose backends' CPU counts as server CPU (e.g. Dagster's own storage).
+    others: tuple[str, ...] = ()
+
+    @property
+    def databases(self) -> list[str]:
+        return [self.database, *self.others]
 
 
 class _CpuTracker:
     """CPU seconds spent by a changing set of server processes since tracking began."""
 
     def __init__(self) -> None:
+        self._since = time.time()
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
 
     def observe(self, pids: Sequence[int]) -> None:
         for pid in pids:
             try:
-                times = psutil.Process(pid).cpu_times()
+                process = psutil.Process(pid)
+                times = process.cpu_times()
+                # A process started since tracking began (a backend) counts from zero.
+                born_since = process.create_time() >= self._since
             except psutil.Error:
                 continue
             total = times.user + times.system
-            self._first.setdefault(pid, total)
+            self._first.setdefault(pid, 0.0 if born_since else total)
             self._last[pid] = total
 
     def total(self, pids: Sequence[int] | None = None) -> float:
@@ -126,24 +137,44 @@ class _Sampler(threading.Thread):
         rows = conn.execute(
             "SELECT a.pid, coalesce(c.tuples_processed, 0) FROM pg_stat_activity a"
             " LEFT JOIN pg_stat_progress_copy c ON c.pid = a.pid"
-            " WHERE a.datname = %s AND a.pid <> pg_backend_pid()",
-            (self.probe.database,),
+            " WHERE a.datname = ANY(%s) AND a.pid <> pg_backend_pid()",
+            (self.probe.databases,),
         ).fetchall()
         self.pg_pids = sorted(set(self.pg_pids) | {pid for pid, _ in rows})
         if self.first_row is None and any(tuples > 0 for _, tuples in rows):
             self.first_row = time.monotonic() - self.start_time
 
 
+# A child this young still showing its parent's command line is a fork about to exec.
+FORK_BEFORE_EXEC_SECONDS = 1.0
+
+
+def _exec_pending(proc: psutil.Process, now: float) -> bool:
+    """True for a child between fork (or vfork) and exec: it shares every page with its
+    parent, so its RSS is the parent's counted twice. Dagster starts `tail` and a watcher
+    this way for each step's captured logs; a sample landing in that instant would report
+    the run process twice (seen: 300 MB for a 180 MB run)."""
+    parent = proc.parent()
+    return (
+        parent is not None
+        and now - proc.create_time() < FORK_BEFORE_EXEC_SECONDS
+        and proc.cmdline() == parent.cmdline()
+    )
+
+
 def tree_rss(root_pid: int) -> int:
-    """Sum of the RSS of a process and all its live descendants (0 when it is gone)."""
+    """Sum of the RSS of a process and all its live descendants (0 when it is gone), a
+    child that has not exec'd yet left out (`_exec_pending`)."""
     try:
         root = psutil.Process(root_pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
         return 0
-    total = 0
+    total, now = 0, time.time()
     for proc in procs:
         try:
+            if proc.pid != root_pid and _exec_pending(proc, now):
+                continue
             total += proc.memory_info().rss
         except psutil.Error:
             continue
@@ -191,6 +222,7 @@ def run_measured(
         peak_rss=sampler.peak_rss,
         server_cpu=sampler.cpu.total(),
         extra_server_cpu=sampler.cpu.total(sampler.extra_pids),
+        pg_cpu=sampler.cpu.total(sampler.pg_pids),
         first_row=sampler.first_row,
         returncode=proc.returncode,
         load_before=load_before,

@@ -39,10 +39,10 @@ from dagster._core.storage.runs import RunStorage
 from dagster._core.storage.schedules import ScheduleStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
-from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.utils import get_conn_string
 from psycopg import sql
 
+from sync_assets.core.pooled_storage import PooledPostgresStorage
 from sync_assets.core.settings import ConfigError, postgres_params_from_env, require
 
 LOG = logging.getLogger("sync_assets.instance_storage")
@@ -153,7 +153,7 @@ def build_storage(prefix: str = "POSTGRES") -> DagsterStorage:
         base_dir.mkdir(parents=True, exist_ok=True)
         return DagsterSqliteStorage.from_local(str(base_dir))
     ensure_schema(conn)
-    return DagsterPostgresStorage(postgres_url=postgres_url(conn))
+    return PooledPostgresStorage(postgres_url(conn))  # dagster-postgres's, pooled
 
 
 class SyncAssetsStorage(DagsterStorage, ConfigurableClass):

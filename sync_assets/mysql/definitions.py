@@ -170,6 +170,16 @@ def _table_steps(
     return assets
 
 
+def _tables_per_step(tables: list[str]) -> int:
+    return int(carried(PER_STEP_METADATA_KEY, lambda: tables_per_step(len(tables))))
+
+
+def batched_steps() -> bool:
+    """Whether this load's tables are synced in batch steps (`steps.py`)."""
+    tables = tables_for_this_load()
+    return bool(tables) and _tables_per_step(tables) > 1
+
+
 def build_mysql_defs() -> dg.Definitions:
     tables = tables_for_this_load()
     if not tables:
@@ -177,7 +187,7 @@ def build_mysql_defs() -> dg.Definitions:
     lower_names(tables, "table")  # two tables equal after lower-casing: a clear error
     section = project_config.section("mysql")
     config.check_table_keys(section, tables)  # a key that selects no table would do nothing
-    per_step = int(carried(PER_STEP_METADATA_KEY, lambda: tables_per_step(len(tables))))
+    per_step = _tables_per_step(tables)
     assets = _table_steps(step_layout(tables, per_step), section, config.target_schema())
     tables_defs = [a for a in assets if isinstance(a, dg.AssetsDefinition)]
     return dg.Definitions(assets=assets, asset_checks=build_schema_change_checks(tables_defs))

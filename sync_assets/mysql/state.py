@@ -32,8 +32,28 @@ def staging_schema(target_schema: str) -> str:
     return derived_name(target_schema, "sync_staging")
 
 
+def _bookkeeping_present(conn: psycopg.Connection, target_schema: str) -> bool:
+    """The state table and both schemas exist (one catalog look-up, no lock)."""
+    names = [
+        ident(META_SCHEMA, STATE_TABLE).as_string(conn),
+        ident(target_schema).as_string(conn),
+        ident(staging_schema(target_schema)).as_string(conn),
+    ]
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AND to_regnamespace(%s) IS NOT NULL"
+        " AND to_regnamespace(%s) IS NOT NULL",
+        names,
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def ensure_bookkeeping(conn: psycopg.Connection, target_schema: str) -> None:
-    """Create the schemas and the state table once (serialised: concurrent runs race on DDL)."""
+    """Create the schemas and the state table once (serialised: concurrent runs race on DDL).
+
+    Every table's sync asks; once they exist (nearly always) a single look-up answers, without
+    the project-wide DDL lock that would queue a batch step's workers behind each other."""
+    if _bookkeeping_present(conn, target_schema):
+        return
     with ddl_transaction(conn) as cur:
         ensure_schema(cur, META_SCHEMA)
         ensure_schema(cur, target_schema)

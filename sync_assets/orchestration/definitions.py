@@ -9,15 +9,16 @@ import dagster as dg
 
 from sync_assets.orchestration.actions import DRY_RUN_JOBS
 from sync_assets.orchestration.alerts import ALERT_SENSORS
-from sync_assets.orchestration.jobs import ftp_logs_job, mysql_sync_job
+from sync_assets.orchestration.jobs import build_mysql_sync_job, ftp_logs_job
 from sync_assets.orchestration.run_log import RUN_LOG_SENSORS
 from sync_assets.orchestration.schedules import build_schedules
 
 
-def build_orchestration_defs() -> dg.Definitions:
+def build_orchestration_defs(mysql_batched_steps: bool = False) -> dg.Definitions:
+    mysql_sync_job = build_mysql_sync_job(mysql_batched_steps)
     return dg.Definitions(
         jobs=[ftp_logs_job, mysql_sync_job],
-        schedules=build_schedules(),
+        schedules=build_schedules(mysql_sync_job),
         sensors=[*RUN_LOG_SENSORS, *ALERT_SENSORS],
     )
 

@@ -32,20 +32,42 @@ ASSET_RETRY_POLICY = dg.RetryPolicy(max_retries=STEP_RETRIES)
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _job(name: str, group: str, description: str) -> dg.UnresolvedAssetJobDefinition:
+# Batch steps under the multiprocess executor run in the run's own process (one at a time;
+# each syncs several tables on threads): a step process would cost a Python start and the
+# code location's load (CPU-seconds each) and its own 150 MB beside the run's. The pool's
+# slots bound the tables read at once either way, and the launchpad may still pick
+# `multiprocess` for one run. Figures: docs/performance.md (many tables).
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+def _job(
+    name: str, group: str, description: str, in_process: bool = False
+) -> dg.UnresolvedAssetJobDefinition:
+    executor = build_executor()  # None: Dagster's default, multiprocess or in-process
     return dg.define_asset_job(
         name=name,
         selection=dg.AssetSelection.groups(group),
         description=description,
         op_retry_policy=ASSET_RETRY_POLICY,
         tags={JOB_TAG: name},
-        config=QUIET_CONSOLE,
+        config={**QUIET_CONSOLE, **(IN_PROCESS if in_process and executor is None else {})},
         # SYNC_EXECUTOR=celery: each table/source step goes to any `sync-assets worker`.
-        executor_def=build_executor(),
+        executor_def=executor,
+    )
+
+
+def build_mysql_sync_job(batched_steps: bool = False) -> dg.UnresolvedAssetJobDefinition:
+    """The MySQL job; `batched_steps` (the tables are synced in batch steps, `mysql/steps.py`)
+    runs them in the run's process unless SYNC_EXECUTOR sends steps elsewhere."""
+    return _job(
+        MYSQL_JOB_NAME,
+        MYSQL_GROUP,
+        "Copy the legacy MySQL tables into PostgreSQL.",
+        in_process=batched_steps,
     )
 
 
 ftp_logs_job = _job(
     FTP_JOB_NAME, FTP_GROUP, "Load new and grown machine log files from FTP into PostgreSQL."
 )
-mysql_sync_job = _job(MYSQL_JOB_NAME, MYSQL_GROUP, "Copy the legacy MySQL tables into PostgreSQL.")
+mysql_sync_job = build_mysql_sync_job()

@@ -87,7 +87,9 @@ def build_no_overlap_schedule(
     return _no_overlap
 
 
-def build_schedules() -> list[dg.ScheduleDefinition]:
+def build_schedules(
+    mysql_job: dg.UnresolvedAssetJobDefinition = mysql_sync_job,
+) -> list[dg.ScheduleDefinition]:
     return [
         build_no_overlap_schedule(
             "ftp_logs_schedule", FTP_CRON, ftp_logs_job, "Every 5 minutes, like the old crontab."
@@ -95,7 +97,7 @@ def build_schedules() -> list[dg.ScheduleDefinition]:
         build_no_overlap_schedule(
             "mysql_sync_schedule",
             MYSQL_CRON,
-            mysql_sync_job,
+            mysql_job,
             "At minutes 2, 17, 32 and 47, like the old crontab.",
         ),
     ]

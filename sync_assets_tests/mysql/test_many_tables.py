@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -322,3 +322,82 @@ def test_the_step_layout_travels_with_the_run(tmp_path: Path) -> None:
     assert {"legacy_batch_01", "legacy_batch_02"} <= set(server_ops.split())
     assert _load(tmp_path, per_step="1", stdin=load_data + "\n") == [server_ops]
     assert "legacy__a" in _load(tmp_path, per_step="1")[1].split()  # not carried: its own
+
+
+def _mysql_job(defs: dg.Definitions) -> dg.JobDefinition:
+    return defs.resolve_job_def("mysql_sync_job")
+
+
+def test_batch_steps_run_in_the_run_process_unless_steps_go_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Batched tables: the in-process executor by default (no step process beside the run's);
+    a step per table keeps the multiprocess default; a Kubernetes executor keeps its own."""
+    from sync_assets.definitions import build_definitions
+
+    monkeypatch.setenv("SYNC_ASSETS_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("MYSQL_TABLES", ",".join(f"t{n:02d}" for n in range(60)))
+    monkeypatch.setenv("SYNC_EXECUTOR", "multiprocess")
+    monkeypatch.delenv(TABLES_PER_STEP_ENV, raising=False)
+    job = _mysql_job(build_definitions())
+    assert job.run_config["execution"] == {"config": {"in_process": {}}}
+    assert job.executor_def.name == "multi_or_in_process_executor"  # the launchpad may choose
+    monkeypatch.setenv(TABLES_PER_STEP_ENV, "1")
+    assert "execution" not in _mysql_job(build_definitions()).run_config
+    monkeypatch.delenv(TABLES_PER_STEP_ENV)
+    monkeypatch.setenv("SYNC_EXECUTOR", "k8s")
+    job = _mysql_job(build_definitions())
+    assert "execution" not in job.run_config
+    assert job.executor_def.name == "sync_assets_k8s"
+
+
+@pytest.fixture
+def env_for(
+    pg_server: ServerInfo,
+    mysql_server: ServerInfo,
+    src_db: str,
+    pg_dbname: str,
+    target_schema: str,
+    dagster_home: tuple[Path, str],
+) -> Callable[[list[str]], dict[str, str]]:
+    """The job's environment for some tables (`_job_env` with this test's servers)."""
+    servers = (pg_server, mysql_server, src_db, pg_dbname, dagster_home, target_schema)
+    return lambda tables: _job_env(*servers, tables)
+
+
+@pytest.mark.timeout(1200)
+def test_a_batched_run_is_one_process_and_multiprocess_stays_a_choice(
+    src: pymysql.Connection,
+    pg_conn: psycopg.Connection,
+    target_schema: str,
+    tmp_path: Path,
+    env_for: Callable[[list[str]], dict[str, str]],
+) -> None:
+    tables = _tables(src, 4)
+    env = {**env_for(tables), TABLES_PER_STEP_ENV: "2"}
+    argv = [DAGSTER_BIN, "job", "execute", "-m", "sync_assets.definitions", "-j", "mysql_sync_job"]
+    multiprocess = tmp_path / "multiprocess.yaml"
+    multiprocess.write_text(yaml.safe_dump({"execution": {"config": {"multiprocess": {}}}}))
+    for extra, in_process in (([], True), (["-c", str(multiprocess)], False)):
+        run = subprocess.run(
+            argv + extra, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+            timeout=RUN_TIMEOUT_SECONDS,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+        dagster_run, events = _run_events(env)
+        assert dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        started = [e for e in events if e.dagster_event_type == dg.DagsterEventType.STEP_START]
+        assert {e.step_key for e in started} >= {"legacy_batch_01", "legacy_batch_02"}
+        # The multiprocess executor announces each step process it starts.
+        workers = [
+            e for e in events if e.dagster_event_type == dg.DagsterEventType.STEP_WORKER_STARTING
+        ]
+        assert len(workers) == (0 if in_process else len(started))
+        materialized = {
+            e.asset_materialization.asset_key.path[-1]
+            for e in events
+            if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+        }
+        assert materialized == set(tables)
+        for table in tables:
+            assert_same_table(src, pg_conn, target_schema, table)
