@@ -7,20 +7,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.dataset import parse_size as _size
 from benchmarks.profile import find_py_spy
 from benchmarks.servers import BenchServers
 from benchmarks.suite import RESULTS_DIR, Options, Suite, log
 
-PARTS = ("floors", "full", "incremental", "peers", "deletes", "ftp")
-
-
-def _size(text: str) -> int:
-    """Sizes as 100k, 1M, 5M or plain integers."""
-    units = {"k": 1_000, "m": 1_000_000}
-    text = text.strip().lower().replace("_", "")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+PARTS = ("floors", "full", "incremental", "peers", "deletes", "ftp", "tables")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repeats", type=int, default=3, help="runs per measurement (3)")
     run.add_argument(
         "--ftp-repeats", type=int, default=1, help="runs of the (long) FTP measurements (1)"
+    )
+    run.add_argument("--tables", type=int, default=200, help="tables of the `tables` part (200)")
+    run.add_argument(
+        "--table-rows", type=_size, default=1000, help="rows per table of the `tables` part (1000)"
     )
     run.add_argument("--only", default=",".join(PARTS), help=f"subset of {','.join(PARTS)}")
     run.add_argument("--mysql-db", default="sa_bench_src", help="MariaDB database to (re)fill")
@@ -49,13 +45,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     parts = frozenset(p.strip() for p in args.only.split(",") if p.strip())
     unknown = parts - set(PARTS)
-    if unknown or min(args.repeats, args.ftp_repeats, args.rows) < 1:
-        print(f"bad arguments: parts {sorted(unknown)}, repeats/rows must be >= 1", file=sys.stderr)
+    if (
+        unknown
+        or min(args.repeats, args.ftp_repeats, args.rows, args.table_rows) < 1
+        or args.tables < 2
+    ):
+        print(
+            f"bad arguments: parts {sorted(unknown)}, repeats/rows must be >= 1, tables >= 2",
+            file=sys.stderr,
+        )
         return 2
     opts = Options(
         rows=args.rows, files=args.files, lines=args.lines, gzip_every=args.gzip_every,
         repeats=args.repeats, ftp_repeats=args.ftp_repeats, mysql_db=args.mysql_db, parts=parts,
-        results_dir=args.results, keep=args.keep,
+        results_dir=args.results, keep=args.keep, tables=args.tables, table_rows=args.table_rows,
     )  # fmt: skip
     py_spy = find_py_spy() if args.profile else None
     if args.profile and py_spy is None:

@@ -138,3 +138,12 @@ def row_count(conn: pymysql.Connection, database: str) -> int:
         cur.execute(f"SELECT COUNT(*) FROM `{database}`.`{TABLE}`")
         row = cur.fetchone()
     return int(row[0]) if row else 0
+
+
+def parse_size(text: str) -> int:
+    """Sizes as 100k, 1M, 5M or plain integers."""
+    units = {"k": 1_000, "m": 1_000_000}
+    text = text.strip().lower().replace("_", "")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)

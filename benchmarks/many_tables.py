@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchmarks.__main__ import _size
+from benchmarks.dataset import parse_size
 from benchmarks.measure import Measurement, PgProbe, run_measured
 from benchmarks.scaleout import DAGSTER_BIN, dagster_home, make_tables
 from benchmarks.servers import BenchServers
@@ -102,6 +103,7 @@ class Bench:
         self.servers, self.database, self.tables, self.work = servers, database, tables, work
         self.dagster_db = servers.create_pg_database("many_dagster")
         self.target_dbs: list[str] = []
+        self.measurements: dict[str, Measurement] = {}  # by run name, for `scripts/bench`
         dagster_home(work)
 
     def env(self, tables: Sequence[str], settings: dict[str, str]) -> dict[str, str]:
@@ -128,6 +130,7 @@ class Bench:
         measured = run_measured(argv, env=self.env(tables, settings), probe=probe, cwd=REPO_ROOT)
         if measured.returncode != 0:
             raise RuntimeError(f"{name}: exit {measured.returncode}\n{measured.stdout[-4000:]}")
+        self.measurements[name] = measured
         figures = _figures(name, len(tables), measured)
         figures.steps, figures.engine_median_s = self._run_events(settings, tables)
         return figures
@@ -236,6 +239,41 @@ def verdicts(report: Report, target_seconds: float) -> list[str]:
     return failed
 
 
+RUNS = ("one table", "first load", "no change")
+
+
+def measure(
+    servers: BenchServers, mysql_db: str, tables: int, rows: int, settings: dict[str, str]
+) -> tuple[Report, dict[str, Measurement]]:
+    """The three runs (`RUNS`) over `tables` generated tables of `rows` rows, every table then
+    checked value-exact; the generated database and the run's PostgreSQL databases dropped."""
+    work = Path(tempfile.mkdtemp(prefix="sa_many_tables_"))
+    log(f"generating {tables} tables x {rows:,} rows in {mysql_db}")
+    names = make_tables(servers, mysql_db, tables, rows)
+    report = Report(
+        tables,
+        rows,
+        settings.get("MYSQL_TABLES_PER_STEP", "default"),
+        settings.get("MYSQL_STEP_WORKERS", "default"),
+    )
+    bench = Bench(servers, mysql_db, names, work)
+    try:
+        # The one-table run first, into a database of its own: a first load, like the next.
+        for name, selected in zip(RUNS, (names[:1], names, names), strict=True):
+            if name != "no change":
+                bench.fresh_target()
+            log(name)
+            report.runs.append(bench.run(name, selected, settings))
+            log(json.dumps(asdict(report.runs[-1])))
+        bench.check_exact(report)
+    finally:
+        bench.close()
+        shutil.rmtree(work, ignore_errors=True)
+        with servers.mysql_connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{mysql_db}`")
+    return report, bench.measurements
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.many_tables")
     parser.add_argument("--tables", type=int, default=200)
@@ -248,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.tables < 2:
         parser.error("--tables must be at least 2")
-    rows = _size(args.rows)
+    rows = parse_size(args.rows)
     settings = {
         name: value
         for name, value in (
@@ -258,26 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value
     }
     servers = BenchServers.from_env()
-    work = Path(tempfile.mkdtemp(prefix="sa_many_tables_"))
-    log(f"generating {args.tables} tables x {rows:,} rows in {args.mysql_db}")
-    names = make_tables(servers, args.mysql_db, args.tables, rows)
-    report = Report(
-        args.tables, rows, args.tables_per_step or "default", args.step_workers or "default"
-    )
-    bench = Bench(servers, args.mysql_db, names, work)
     try:
-        # The one-table run first, into a database of its own: a first load, like the next.
-        for name, tables in (("one table", names[:1]), ("first load", names), ("no change", names)):
-            if name != "no change":
-                bench.fresh_target()
-            log(name)
-            report.runs.append(bench.run(name, tables, settings))
-            log(json.dumps(asdict(report.runs[-1])))
-        bench.check_exact(report)
+        report, _ = measure(servers, args.mysql_db, args.tables, rows, settings)
     finally:
-        bench.close()
-        with servers.mysql_connect() as conn, conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{args.mysql_db}`")
+        servers.stop()
     args.results.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     (args.results / f"many_tables-{stamp}.json").write_text(json.dumps(asdict(report), indent=2))

@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 from psycopg import sql
 
-from benchmarks.__main__ import _size
+from benchmarks.dataset import parse_size
 from benchmarks.servers import BenchServers
 from sync_assets.devtools.servers import free_port
 
@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mysql-db", default="sa_bench_scaleout")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
-    rows = _size(args.rows)
+    rows = parse_size(args.rows)
     servers = BenchServers.from_env()
     work = Path(tempfile.mkdtemp(prefix="sa_scaleout_"))
     log(f"generating {args.tables} tables x {rows:,} rows")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks import dataset, verify
+from benchmarks import dataset, many_tables, verify
 from benchmarks.corpus import Corpus, CorpusSpec, build_corpus, corpus_check
 from benchmarks.deletes import METHODS, DeleteBench, as_measurement, timed_full_load
 from benchmarks.floors import FLOOR_SCHEMA, FTP_FLOOR_TABLE, FloorRunner
@@ -54,10 +54,12 @@ class Options:
     repeats: int
     ftp_repeats: int
     mysql_db: str
-    parts: frozenset[str]  # of: floors, full, incremental, peers, deletes, ftp
+    parts: frozenset[str]  # of: floors, full, incremental, peers, deletes, ftp, tables
     results_dir: Path = RESULTS_DIR
     keep: bool = False
     py_spy: str | None = None  # set: one extra sync per kind runs under py-spy
+    tables: int = 200  # the `tables` part: tables x table_rows (issue 18, target 4)
+    table_rows: int = 1000
 
 
 def log(message: str) -> None:
@@ -387,6 +389,31 @@ class Suite:
             rows[method].samples.extend(as_measurement(r) for r in reports)
         self.compare_table("after the deletes runs", pg_db)
 
+    def many_tables(self) -> None:
+        """`mysql_sync_job` over many small tables as a run worker executes it (the runs of
+        benchmarks/many_tables.py): one table alone, then all of them; every table checked."""
+        n, rows = self.opts.tables, self.opts.table_rows
+        found, measured = many_tables.measure(
+            self.servers, f"{self.opts.mysql_db}_many", n, rows, {}
+        )
+        one = self.report.add(Row("many_tables_one", f"{many_tables.JOB}, 1 table of {n}", rows, 0))
+        one.samples.append(measured["one table"])
+        for key, run in (("many_tables", "first load"), ("many_tables_no_change", "no change")):
+            label = f"{many_tables.JOB}, {n} tables x {rows:,} rows, {run}"
+            row = self.report.add(Row(key, label, n * rows, 0, floor="many_tables_one"))
+            row.samples.append(measured[run])
+        self.report.rows["many_tables"].notes.update(
+            per_table_overhead_s=round(found.per_table_overhead_s, 3),
+            per_table_client_cpu_s=round(found.per_table_cpu_s, 3),
+            steps=found.run("first load").steps,
+            tables=n,
+            table_rows=rows,
+        )
+        detail = f"{found.exact_tables} of {n} tables value-exact"
+        self.report.check(
+            "many tables", found.exact_tables == n, "; ".join([detail, *found.mismatches])
+        )
+
     def guarded(self, name: str, part: Callable[[], None]) -> None:
         """Run one part; a missing asset fails the run's verdict but not the other parts."""
         try:
@@ -410,6 +437,8 @@ class Suite:
                 self.deletes()
             if "ftp" in parts:
                 self.guarded("ftp ingestion", self.ftp)
+            if "tables" in parts:
+                self.guarded("many tables", self.many_tables)
         finally:
             self.project.stop_ftp()
             if not self.opts.keep:

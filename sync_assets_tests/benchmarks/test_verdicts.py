@@ -36,6 +36,11 @@ def test_every_target_is_judged_on_medians_against_its_same_run_comparison() -> 
         _row("deletes_ranges", 6.0),
         _row("ftp_floor", 8.0),
         _row("ftp_sync", 10.0),
+        _row("many_tables_one", 8.0),
+        _row("many_tables", 40.0, 70.0, 50.0),  # median 50
+    )
+    report.rows["many_tables"].notes.update(
+        per_table_overhead_s=0.211, per_table_client_cpu_s=0.05, tables=200, table_rows=1000
     )
     assert _verdicts(report) == {
         "full_vs_pipe": (1.3, True),  # 6.5 / 5: the limit itself is met
@@ -46,13 +51,15 @@ def test_every_target_is_judged_on_medians_against_its_same_run_comparison() -> 
         "first_row_incremental": (1.6, False),
         "deletes": (0.1, True),
         "ftp": (0.8, True),  # at least: 8 / 10
+        "many_tables": (50.0, True),
         "peak_rss": (260, False),
     }
     text = report.verdicts_text()
     assert "NOT MET  Sling 10.00 s, ours 6.50 s" in text
     assert "met      raw pipe 5.00 s, ours 6.50 s" in text
-    assert "highest of 4 syncs: no_change" in text  # the row that set the peak is named
+    assert "highest of 5 syncs: no_change" in text  # the row that set the peak is named
     assert "of it, launch → definitions built 0.80 s" in text
+    assert "one-table run 8.00 s; per table 0.211 s wall, 0.050 client CPU-s" in text
     assert "not measured" not in text
 
 
@@ -85,3 +92,10 @@ def test_a_new_benchmark_row_gets_its_verdict_from_one_entry() -> None:
 def test_nan_figures_are_not_judged() -> None:
     report = _report(_row("full_sync", float("nan")), _row("raw_pipe", 5.0))
     assert "full_vs_pipe" not in _verdicts(report)
+
+
+def test_a_many_tables_run_smaller_than_the_target_is_not_judged() -> None:
+    report = _report(_row("many_tables_one", 8.0), _row("many_tables", 12.0))
+    report.rows["many_tables"].notes.update(tables=5, table_rows=100)
+    assert "many_tables" not in _verdicts(report)
+    assert "200 tables x 1,000 rows in one run <= 60 s" in report.verdicts_text()  # not measured
