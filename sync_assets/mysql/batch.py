@@ -116,7 +116,9 @@ def build_batch_asset(
                     continue
                 checks = context.selected_asset_check_keys
                 database = postgres.database
-                yield table_result(outcome.report, outcome.item.key, checks, database, audit)
+                yield table_result(
+                    outcome.report, outcome.item.key, checks, database, audit, context.instance
+                )
         if failed:
             raise batch_failure(context, failed, secrets)
 

@@ -15,7 +15,6 @@ exactly the code server's MySQL assets and ops.
 """
 
 import json
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -84,15 +83,6 @@ def _run_sync(
     return run_classified(context, body)
 
 
-def build_schema_change_checks(assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
-    """Dagster's column-schema checks (WARN when the columns in `dagster/column_schema`
-    differ from the previous materialisation's): a legacy table changed its shape."""
-    with warnings.catch_warnings():
-        # Beta in 1.13; it reads the schema metadata this project writes on every run.
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        return list(dg.build_column_schema_change_checks(assets=assets))
-
-
 def build_table_asset(
     table: str, options: config.TableOptions, schema: str
 ) -> tuple[dg.AssetSpec, dg.AssetsDefinition]:
@@ -120,7 +110,7 @@ def build_table_asset(
             return
         report, audit = _run_sync(context, config, (mysql, postgres, options, schema))
         checks = context.selected_asset_check_keys
-        yield table_result(report, key, checks, postgres.database, audit)
+        yield table_result(report, key, checks, postgres.database, audit, context.instance)
 
     return specs.source, sync_legacy_table
 
@@ -189,5 +179,4 @@ def build_mysql_defs() -> dg.Definitions:
     config.check_table_keys(section, tables)  # a key that selects no table would do nothing
     per_step = _tables_per_step(tables)
     assets = _table_steps(step_layout(tables, per_step), section, config.target_schema())
-    tables_defs = [a for a in assets if isinstance(a, dg.AssetsDefinition)]
-    return dg.Definitions(assets=assets, asset_checks=build_schema_change_checks(tables_defs))
+    return dg.Definitions(assets=assets, asset_checks=[])  # the checks are on the assets

@@ -20,6 +20,7 @@ from sync_assets.core.placement import placement_metadata
 from sync_assets.mysql import config
 from sync_assets.mysql.naming import asset_name
 from sync_assets.mysql.report import SyncReport
+from sync_assets.mysql.schema_check import SCHEMA_CHECK, schema_change_check, schema_check_spec
 
 SOURCE_GROUP = MYSQL_SOURCE_GROUP
 GROUP = MYSQL_GROUP
@@ -84,6 +85,7 @@ def _check_specs(key: dg.AssetKey, options: config.TableOptions) -> list[dg.Asse
             description="Every value equals the MySQL snapshot's (compared in PostgreSQL;"
             f" {when}).",
         ),
+        schema_check_spec(key),
     ]
 
 
@@ -166,11 +168,15 @@ def table_result(
     selected_checks: Collection[dg.AssetCheckKey],
     database: str,
     audit: dict[str, object],
+    instance: dg.DagsterInstance,
 ) -> dg.MaterializeResult:
-    """The materialisation of one synced table, with the results of its selected checks."""
+    """The materialisation of one synced table, with the results of its selected checks (the
+    column-schema one compares with the materialisation `instance` holds from before)."""
     checks = [row_count_check(report, key)]
     if report.mismatched_rows is not None:  # verified in this run
         checks.append(values_check(report, key))
+    if dg.AssetCheckKey(key, SCHEMA_CHECK) in selected_checks:
+        checks.append(schema_change_check(instance, key, report.columns))
     checks = [c for c in checks if dg.AssetCheckKey(key, c.check_name) in selected_checks]
     metadata = {**report_metadata(report, database), **audit}
     metadata.update(placement_metadata())  # which host/worker took the table

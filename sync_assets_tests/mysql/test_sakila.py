@@ -8,6 +8,7 @@ import pytest
 
 from sync_assets.devtools.servers import ServerInfo
 from sync_assets.mysql.definitions import ROW_COUNT_CHECK, build_mysql_defs
+from sync_assets.mysql.schema_check import SCHEMA_CHECK
 from sync_assets.resources import PostgresResource
 from sync_assets_tests.conftest import make_mysql_resource, mysql_admin_connect
 from sync_assets_tests.mysql.conftest import assert_same_table
@@ -46,8 +47,10 @@ def test_sakila_every_value_equal(
     assert meta["payment"]["mode"].value == "full_refresh"
     assert meta["film"]["dagster/relation_identifier"].value.endswith(f"{target_schema}.film")
     checks = first.get_asset_check_evaluations()
-    assert len(checks) == 16 and all(c.passed for c in checks)
-    assert {c.check_name for c in checks} == {ROW_COUNT_CHECK}
+    # Each table's step evaluates its row-count and column-schema checks (the values check
+    # only when a run verifies).
+    assert len(checks) == 32 and all(c.passed for c in checks)
+    assert {c.check_name for c in checks} == {ROW_COUNT_CHECK, SCHEMA_CHECK}
 
     my = mysql_admin_connect(mysql_server, sakila_db)
     try:
