@@ -5,7 +5,7 @@ operations (numpy, `bytes.join`, `bytes %`), no loop per line in the common case
 decimal commas → points in the double columns, each line's number in front of it, and NULL
 sentinels → empty fields (that case line by line). The provenance constant per file is not
 sent per line: the target's column defaults read it from transaction-local settings set
-right before each COPY (see store.SETTINGS).
+once per file before its first COPY (see store.SETTINGS).
 
 A chunk with quotes, blank lines, NULs or a form only PostgreSQL reads is not attempted, and
 one whose COPY PostgreSQL refuses is rolled back (savepoint): the caller then loads it line by
@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from sync_assets.core.failpoint import failpoint
 from sync_assets.core.pg import ident
@@ -265,6 +266,7 @@ class FastCopy:
     ) -> None:
         self.cur = cur
         self.rewriter = rewriter
+        self._provenance_set = False
         self.settings = sql.SQL("SELECT {}").format(
             sql.SQL(", ").join(
                 sql.SQL("set_config({}, {}, true)").format(
@@ -312,12 +314,20 @@ class FastCopy:
             return None
         lines = len(chunk.raws)  # CRLF → LF keeps the count
         cur = self.cur
+        if not self._provenance_set:
+            # The file's provenance for the columns' defaults: transaction-local, set once
+            # before this fast path's first COPY and outside the chunks' savepoints, so that a
+            # chunk rolled back to its savepoint does not take them with it (one statement
+            # per file instead of one per chunk). This object lives in one transaction.
+            cur.execute(self.settings)
+            self._provenance_set = True
         try:
             with cur.connection.transaction():  # a savepoint inside the file's transaction
-                # The file's provenance for the columns' defaults: transaction-local, set in
-                # the savepoint right before the COPY that reads it.
-                cur.execute(self.settings)
-                with cur.copy(self.statement) as copy:
+                # A writer thread sends the data: `write` returns at once and `ahead` prepares
+                # the next chunk while this one is still being sent and absorbed (with the
+                # plain writer, Python and PostgreSQL took turns within each worker).
+                writer = QueuedLibpqWriter(cur)
+                with cur.copy(self.statement, writer=writer) as copy:
                     view = memoryview(data)
                     for start in range(0, len(data), WRITE_BYTES):
                         copy.write(view[start : start + WRITE_BYTES])
