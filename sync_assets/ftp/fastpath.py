@@ -20,7 +20,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
 
 from sync_assets.core.failpoint import failpoint
 from sync_assets.core.pg import ident
@@ -323,11 +322,7 @@ class FastCopy:
             self._provenance_set = True
         try:
             with cur.connection.transaction():  # a savepoint inside the file's transaction
-                # A writer thread sends the data: `write` returns at once and `ahead` prepares
-                # the next chunk while this one is still being sent and absorbed (with the
-                # plain writer, Python and PostgreSQL took turns within each worker).
-                writer = QueuedLibpqWriter(cur)
-                with cur.copy(self.statement, writer=writer) as copy:
+                with cur.copy(self.statement) as copy:
                     view = memoryview(data)
                     for start in range(0, len(data), WRITE_BYTES):
                         copy.write(view[start : start + WRITE_BYTES])

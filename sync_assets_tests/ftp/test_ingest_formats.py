@@ -189,8 +189,8 @@ def test_a_chunk_postgresql_refuses_keeps_the_provenance_of_the_chunks_after_it(
 ):
     """The provenance settings are made once per file, before its first COPY: the first chunk
     COPY refuses (a value only PostgreSQL rejects, rolled back to its savepoint) must not take
-    them along, or the next chunks' NOT NULL defaults would fail. Each file has its own; the
-    COPY data's writer threads are all gone when the run returns."""
+    them along, or the next chunks' NOT NULL defaults would fail. Each file has its own, and
+    the run leaves no thread behind."""
     bad = "2026-01-01 10:00:00;1e999;1"  # passes the byte checks, refused by PostgreSQL
     good = [f"2026-01-01 10:0{i}:00;{i}.5;{i}" for i in range(2, 7)]
     write_file(ftp_server.root, "a.csv", ("t;v;n\n" + "\n".join([bad, *good]) + "\n").encode())
