@@ -157,4 +157,5 @@ class FloorRunner:
             lines.append(f"\\copy {FLOOR_SCHEMA}.{FTP_FLOOR_TABLE} FROM {source} {options}")
         script.write_text("\n".join(lines) + "\n", encoding="utf-8")
         argv = self.servers.psql_argv(self.pg_db, "-1", "-f", str(script))
-        return self._checked("ftp copy", run_measured(argv, env=self.env, probe=self.probe))
+        measured = run_measured(argv, env=self.env, probe=self.probe, mysql_server=False)
+        return self._checked("ftp copy", measured)

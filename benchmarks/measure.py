@@ -93,7 +93,12 @@ class _Sampler(threading.Thread):
     """Samples the tree's RSS, the servers' CPU and the first COPY row until stopped."""
 
     def __init__(
-        self, root_pid: int, start: float, probe: PgProbe | None, server_pids: Sequence[int]
+        self,
+        root_pid: int,
+        start: float,
+        probe: PgProbe | None,
+        server_pids: Sequence[int],
+        mysql_server: bool,
     ) -> None:
         super().__init__(daemon=True)
         self.root_pid = root_pid
@@ -103,7 +108,8 @@ class _Sampler(threading.Thread):
         self.first_row: float | None = None
         self.cpu = _CpuTracker()
         self.extra_pids = list(server_pids)
-        self.server_pids = _mysql_server_pids() + self.extra_pids
+        mysql = _mysql_server_pids() if mysql_server else []
+        self.server_pids = mysql + self.extra_pids
         self.pg_pids: list[int] = []
         self._stop_event = threading.Event()
 
@@ -188,10 +194,13 @@ def run_measured(
     stdin_path: Path | None = None,
     cwd: Path | None = None,
     server_pids: Sequence[int] = (),
+    mysql_server: bool = True,
 ) -> Measurement:
     """Run `argv` to completion and measure it; stdout/stderr are captured to temp files.
 
-    `server_pids` are extra server processes (the FTP server) whose CPU counts as server CPU.
+    `server_pids` are extra server processes (the FTP server) whose CPU counts as server CPU;
+    `mysql_server`: whether MariaDB's does (not for the FTP rows, which never use it: on a
+    shared machine its CPU is other sessions' work).
     """
     out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_{os.getpid()}_{time.time_ns()}"
     with (
@@ -204,7 +213,7 @@ def run_measured(
         proc = subprocess.Popen(
             list(argv), stdin=stdin, stdout=out, stderr=err, env=dict(env or os.environ), cwd=cwd
         )
-        sampler = _Sampler(proc.pid, start, probe, server_pids)
+        sampler = _Sampler(proc.pid, start, probe, server_pids, mysql_server)
         sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - start

@@ -148,9 +148,11 @@ class ProjectRunner:
         probe = PgProbe(self.servers.pg_conninfo(), pg_db)
         server_pids = [self.ftp.process.pid] if self.ftp is not None else []
         launched = time.time()
+        # While the corpus is served, the syncs measured are FTP ones: MariaDB is not theirs.
         m = run_measured(
-            argv, env=self.env(pg_db), probe=probe, cwd=REPO_ROOT, server_pids=server_pids
-        )
+            argv, env=self.env(pg_db), probe=probe, cwd=REPO_ROOT, server_pids=server_pids,
+            mysql_server=self.ftp is None,
+        )  # fmt: skip
         return SyncResult(m, launched, _parse_report(m.stdout))
 
 

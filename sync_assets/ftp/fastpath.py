@@ -5,7 +5,7 @@ operations (numpy, `bytes.join`, `bytes %`), no loop per line in the common case
 decimal commas → points in the double columns, each line's number in front of it, and NULL
 sentinels → empty fields (that case line by line). The provenance constant per file is not
 sent per line: the target's column defaults read it from transaction-local settings set
-right before each COPY (see store.SETTINGS).
+once per file before its first COPY (see store.SETTINGS).
 
 A chunk with quotes, blank lines, NULs or a form only PostgreSQL reads is not attempted, and
 one whose COPY PostgreSQL refuses is rolled back (savepoint): the caller then loads it line by
@@ -265,6 +265,7 @@ class FastCopy:
     ) -> None:
         self.cur = cur
         self.rewriter = rewriter
+        self._provenance_set = False
         self.settings = sql.SQL("SELECT {}").format(
             sql.SQL(", ").join(
                 sql.SQL("set_config({}, {}, true)").format(
@@ -312,11 +313,15 @@ class FastCopy:
             return None
         lines = len(chunk.raws)  # CRLF → LF keeps the count
         cur = self.cur
+        if not self._provenance_set:
+            # The file's provenance for the columns' defaults: transaction-local, set once
+            # before this fast path's first COPY and outside the chunks' savepoints, so that a
+            # chunk rolled back to its savepoint does not take them with it (one statement
+            # per file instead of one per chunk). This object lives in one transaction.
+            cur.execute(self.settings)
+            self._provenance_set = True
         try:
             with cur.connection.transaction():  # a savepoint inside the file's transaction
-                # The file's provenance for the columns' defaults: transaction-local, set in
-                # the savepoint right before the COPY that reads it.
-                cur.execute(self.settings)
                 with cur.copy(self.statement) as copy:
                     view = memoryview(data)
                     for start in range(0, len(data), WRITE_BYTES):

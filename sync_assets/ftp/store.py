@@ -36,9 +36,10 @@ MOVED = "moved"  # its content continues under another path (rotated or moved aw
 
 # The provenance that is constant per file reaches the rows through column defaults read
 # from transaction-local settings (`set_config(name, value, true)`, made by the fast path
-# before each COPY), instead of being sent and parsed on every line. The default calls one of
-# the functions below; they are declared IMMUTABLE so that COPY evaluates each default once
-# when it starts (PostgreSQL folds immutable calls with constant arguments), not once per row.
+# once per file transaction, before its first COPY), instead of being sent and parsed on
+# every line. The default calls one of the functions below; they are declared IMMUTABLE so
+# that COPY evaluates each default once when it starts (PostgreSQL folds immutable calls with
+# constant arguments), not once per row.
 # That is sound here because the settings only change between statements: each COPY sees the
 # values its transaction set. Without a setting (a hand-written INSERT) the text/integer
 # defaults are NULL, so `_source_file`/`_file_version` (NOT NULL) refuse the row. The

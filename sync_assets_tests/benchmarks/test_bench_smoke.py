@@ -7,6 +7,7 @@ harness. The whole module stays well under 30 seconds.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from benchmarks import dataset, verify
 from benchmarks.__main__ import main
 from benchmarks.corpus import CorpusSpec, build_corpus, corpus_check
 from benchmarks.floors import FLOOR_SCHEMA, FTP_FLOOR_TABLE, FloorRunner
+from benchmarks.measure import _Sampler
 from benchmarks.servers import BenchServers
 from sync_assets.devtools.servers import ServerInfo
 
@@ -213,3 +215,13 @@ def test_profile_summary_attributes_time_to_functions_and_lines(tmp_path: Path) 
     inclusive = text.split("inclusive time of sync_assets functions:")[1]
     assert " 80.0%  main (sync_assets/ftp/ingest.py)" in inclusive
     assert "psycopg" not in inclusive
+
+
+def test_ftp_rows_leave_mariadb_out_of_the_server_cpu(mysql_server: ServerInfo) -> None:
+    """The FTP floor and ingestion never use MariaDB: its CPU (on a shared machine, other
+    sessions' work) is not counted in their server CPU; the MySQL rows count it."""
+    ftp_server_pid = os.getpid()  # any live process stands in for the FTP server
+    with_mysql = _Sampler(os.getpid(), 0.0, None, [ftp_server_pid], mysql_server=True)
+    without = _Sampler(os.getpid(), 0.0, None, [ftp_server_pid], mysql_server=False)
+    assert without.server_pids == [ftp_server_pid]
+    assert set(with_mysql.server_pids) > {ftp_server_pid}  # the test bed's MariaDB is found

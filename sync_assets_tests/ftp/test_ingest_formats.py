@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 from datetime import UTC, datetime
 
 from sync_assets.ftp.ingest import ingest_source
@@ -181,6 +182,31 @@ def test_fast_and_line_by_line_paths_give_the_same_rows(
     provenance = rows(pg_conn, source, "DISTINCT _source_file, _file_version, _file_mtime, _run_id")
     mtime = datetime.fromtimestamp(int((ftp_server.root / "crlf.csv").stat().st_mtime), UTC)
     assert provenance == [("/crlf.csv", 1, mtime, report.run_id)]
+
+
+def test_a_chunk_postgresql_refuses_keeps_the_provenance_of_the_chunks_after_it(
+    ftp_server, pg_resource, pg_conn, make_source
+):
+    """The provenance settings are made once per file, before its first COPY: the first chunk
+    COPY refuses (a value only PostgreSQL rejects, rolled back to its savepoint) must not take
+    them along, or the next chunks' NOT NULL defaults would fail. Each file has its own, and
+    the run leaves no thread behind."""
+    bad = "2026-01-01 10:00:00;1e999;1"  # passes the byte checks, refused by PostgreSQL
+    good = [f"2026-01-01 10:0{i}:00;{i}.5;{i}" for i in range(2, 7)]
+    write_file(ftp_server.root, "a.csv", ("t;v;n\n" + "\n".join([bad, *good]) + "\n").encode())
+    write_file(ftp_server.root, "b.csv", b"t;v;n\n2026-01-01 11:00:00;7.5;7\n")
+    source = make_source("refused", chunk_lines=2, parallel_files=1)
+    threads = threading.active_count()
+    report = ingest_source(make_ftp_resource(ftp_server), pg_resource, source)
+    assert threading.active_count() == threads
+    outcomes = {f.path: f for f in report.files}
+    assert (outcomes["/a.csv"].status, outcomes["/a.csv"].fast_chunks) == ("loaded", 2)
+    assert (report.rows_loaded, report.rows_rejected) == (6, 1)
+    assert [n for _, n, _, _ in rejects(pg_conn, source)] == [2]
+    got = rows(pg_conn, source, "_source_file, _line_number, v, n, _file_version, _run_id", "n")
+    assert got == [("/a.csv", i + 1, i + 0.5, i, 1, report.run_id) for i in range(2, 7)] + [
+        ("/b.csv", 2, 7.5, 7, 1, report.run_id)
+    ]
 
 
 def test_number_out_of_range_is_a_rejected_line(ftp_server, pg_resource, pg_conn, make_source):
