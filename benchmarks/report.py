@@ -32,6 +32,12 @@ METADATA_SHOWN = (
 )  # fmt: skip
 
 
+def _shown(value: float | None, spec: str) -> str:
+    """A figure, or a dash where the row did not measure it (an in-process measurement has
+    no CPU or RSS of its own; a row without data bytes no MB/s)."""
+    return "—" if value is None or value != value else format(value, spec)
+
+
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -173,9 +179,14 @@ class Report:
                 continue
             wall, rate, mb_s, cpu, server_cpu, rss_mb, ratio = self._figures(row)
             floor = self.rows[row.floor].label if ratio is not None and row.floor else ""
+            cells = (
+                _shown(mb_s if row.data_bytes else None, ".1f"),
+                _shown(cpu, ".2f"),
+                _shown(server_cpu, ".2f"),
+                _shown(rss_mb or None, ".0f"),
+            )
             lines.append(
-                f"| {_md_cell(row.label)} | {wall:.2f} | {rate:,.0f} | {mb_s:.1f} | {cpu:.2f} | "
-                f"{server_cpu:.2f} | {rss_mb:.0f} | "
+                f"| {_md_cell(row.label)} | {wall:.2f} | {rate:,.0f} | {' | '.join(cells)} | "
                 f"{'' if ratio is None else f'{ratio:.2f} ({_md_cell(floor)})'} |"
             )
         return "\n".join(lines)
