@@ -377,6 +377,18 @@ def _held_ftp_run(stack: Stack, pg_server: ServerInfo, seen: dict[str, int]) -> 
         time.sleep(2)
 
 
+def _legacy_run_inside_mysql(stack: Stack, launched: str) -> str | None:
+    """The started run whose read waits on the table lock: ours, or a tick of the MySQL
+    schedule (minutes 2, 17, 32, 47) that came first. Ours then waits in the run queue behind
+    it (one run per job at a time) and the tick's run is the one the redeploy cuts."""
+    if _status(stack, launched) == "STARTED":
+        return launched
+    tick = {"key": "dagster/schedule_name", "value": "mysql_sync_schedule"}
+    runs = graphql(stack.url, RUNS, {"filter": {"tags": [tick], "statuses": ["STARTED"]}})
+    results = runs["runsOrError"]["results"]
+    return results[0]["runId"] if results else None
+
+
 def _hold_runs_and_redeploy(
     stack: Stack, pg_server: ServerInfo, mysql_server: ServerInfo
 ) -> tuple[str, str, dict[str, int]]:
@@ -395,7 +407,9 @@ def _hold_runs_and_redeploy(
             cur.execute("LOCK TABLES products WRITE")  # the run's read waits here
         legacy_run = _launch_asset(stack, ["legacy", "products"])
         wait_for(lambda: _waiting_on_lock(mysql_server, stack.pg_user), "run inside MySQL", 300)
-        assert _status(stack, legacy_run) == "STARTED"
+        legacy_run = wait_for(
+            lambda: _legacy_run_inside_mysql(stack, legacy_run), "the legacy run started", 60, 2
+        )
         assert _ftp_load_held(stack, pg_server) and _status(stack, ftp_run) == "STARTED"
         redeploy = stack.compose("up", "-d", "--no-build", "--no-deps", "--force-recreate",
                                  "code-server")  # fmt: skip
