@@ -75,3 +75,42 @@ def test_plan_and_schema_change_check(
         changed = run()[SCHEMA_CHECK]
     assert not changed.passed and changed.severity == dg.AssetCheckSeverity.WARN
     assert "Added columns: colour" in (changed.description or "")
+
+
+def test_schema_change_check_in_a_batch_step_names_only_the_changed_table(
+    monkeypatch, src, src_resource: MySQLResource, pg_resource: PostgresResource, target_schema: str
+) -> None:
+    """The check is evaluated by the step that synced the table, batch steps included: each
+    table is compared with its own previous materialisation."""
+    run_sql(
+        src,
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20))",
+        "CREATE TABLE other (id INT PRIMARY KEY, qty INT)",
+        "INSERT INTO items VALUES (1, 'a')",
+        "INSERT INTO other VALUES (1, 5)",
+    )
+    monkeypatch.setenv("MYSQL_TABLES", "items,other")
+    monkeypatch.setenv("MYSQL_TABLES_PER_STEP", "2")  # both tables in one batch op
+    monkeypatch.setenv("MYSQL_TARGET_SCHEMA", target_schema)
+    defs = build_mysql_defs()
+    batch_ops = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and len(a.keys) == 2]
+    assert len(batch_ops) == 1
+    resources = {"mysql": src_resource, "postgres": pg_resource}
+    with dg.instance_for_test() as instance:
+
+        def run() -> dict[str, dg.AssetCheckEvaluation]:
+            result = dg.materialize(batch_ops, resources=resources, instance=instance)
+            found = result.get_asset_check_evaluations()
+            return {c.asset_key.path[-1]: c for c in found if c.check_name == SCHEMA_CHECK}
+
+        first = run()
+        assert set(first) == {"items", "other"} and all(c.passed for c in first.values())
+        run_sql(src, "ALTER TABLE items MODIFY COLUMN id BIGINT", "ALTER TABLE items DROP name")
+        changed = run()
+    assert changed["other"].passed
+    items = changed["items"]
+    assert not items.passed and items.severity == dg.AssetCheckSeverity.WARN
+    assert "Column type changes:\n- id: integer -> bigint" in (items.description or "")
+    assert items.metadata["type_changes"].value == "id: integer -> bigint"
+    # A column dropped in MySQL is kept in PostgreSQL (its history stays): not a removal.
+    assert "Removed columns" not in (items.description or "")
