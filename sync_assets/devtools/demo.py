@@ -206,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         cleanup.callback(ftp.stop)
         cleanup.callback(stop.set)
         simulator = MachineSimulator(ftp_root)
+        simulator.seed_backlog()
         simulator.step()
         _every(stop, MACHINE_WRITE_SECONDS, simulator.step, "machines")
         start_legacy_changes(mysql, args.mysql_db, stop)

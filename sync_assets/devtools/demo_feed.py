@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("MYSQL_HOST"):
         threading.Thread(target=change_legacy_forever, args=(stop,), daemon=True).start()
     try:
-        MachineSimulator(args.root).run(stop, args.interval)
+        simulator = MachineSimulator(args.root)
+        simulator.seed_backlog()
+        simulator.run(stop, args.interval)
     except KeyboardInterrupt:
         stop.set()
     finally:

@@ -176,6 +176,8 @@ def test_no_secret_in_what_the_ui_shows(stack: Stack) -> None:
 def test_the_ftp_schedule_ticks_within_its_window_and_loads_the_feed(
     stack: Stack, pg_server: ServerInfo
 ) -> None:
+    """Whenever the first tick falls, it has rows to load: the feed's files being written are
+    too young until they rotate (100 s), but a fresh feed leaves each machine yesterday's file."""
     tick_tag = {"key": "dagster/schedule_name", "value": "ftp_logs_schedule"}
 
     def ftp_tick_run() -> dict | None:
@@ -359,7 +361,7 @@ def _assert_no_doubled_line(stack: Stack, pg_server: ServerInfo) -> None:
 
 def _held_ftp_run(stack: Stack, pg_server: ServerInfo, seen: dict[str, int]) -> str:
     """Launch FTP runs until one is held mid-load. A run finds work only once a rotated file is
-    old enough (the demo feed rotates every 40 s), so a run that ended with nothing to load is
+    old enough (the demo feed rotates every 100 s), so a run that ended with nothing to load is
     followed by another. A held schedule-tick run counts too: ours then waits for its source's
     lock, in a worker of the same code server. `seen` gets every file on the FTP server at each
     look (most lines seen), so that one deleted before the hold is known too."""

@@ -15,6 +15,7 @@ from sync_assets.devtools.demo_legacy import mutate_legacy, seed_legacy
 from sync_assets.devtools.demo_machines import HEADER, MACHINES, MachineSimulator
 from sync_assets.devtools.demo_stack import REPO_ROOT, graphql
 from sync_assets.devtools.servers import free_port, port_open
+from sync_assets.ftp.config import SourceConfig
 from sync_assets_tests.conftest import (
     _unique_name,
     create_mysql_database,
@@ -150,4 +151,23 @@ def test_machines_append_lines_and_rotate_files(tmp_path: Path) -> None:
         assert grown.startswith(text) and len(grown) > len(text)  # appended, never rewritten
         assert grown.count(HEADER) == 1
     simulator.step()
+    assert len(list(tmp_path.rglob("*.csv"))) == 2 * len(MACHINES)
+
+
+def test_a_fresh_feed_leaves_each_machine_a_finished_file_old_enough_to_load(
+    tmp_path: Path,
+) -> None:
+    """A schedule tick in the feed's first minutes finds work: the files being written stay
+    younger than min_age_seconds until they rotate, yesterday's backlog is an hour old."""
+    simulator = MachineSimulator(tmp_path)
+    seeded = simulator.seed_backlog()
+    assert sorted(p.parent.name for p in seeded) == sorted(MACHINES)
+    min_age = SourceConfig(name="machine_logs").min_age_seconds
+    for path in seeded:
+        text = path.read_text(encoding="utf-8")
+        assert text.startswith(HEADER) and text.endswith("\n")
+        assert text.count("\n") > 1  # header and data lines, the last one complete
+        assert time.time() - path.stat().st_mtime > 60 * min_age
+    simulator.step()
+    assert MachineSimulator(tmp_path).seed_backlog() == []  # a restarted feed seeds nothing
     assert len(list(tmp_path.rglob("*.csv"))) == 2 * len(MACHINES)
