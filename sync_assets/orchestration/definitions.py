@@ -9,6 +9,7 @@ import dagster as dg
 
 from sync_assets.orchestration.actions import DRY_RUN_JOBS
 from sync_assets.orchestration.alerts import ALERT_SENSORS
+from sync_assets.orchestration.executor import build_executor
 from sync_assets.orchestration.jobs import build_mysql_sync_job, ftp_logs_job
 from sync_assets.orchestration.run_log import RUN_LOG_SENSORS
 from sync_assets.orchestration.schedules import build_schedules
@@ -20,6 +21,8 @@ def build_orchestration_defs(mysql_batched_steps: bool = False) -> dg.Definition
         jobs=[ftp_logs_job, mysql_sync_job],
         schedules=build_schedules(mysql_sync_job),
         sensors=[*RUN_LOG_SENSORS, *ALERT_SENSORS],
+        # The default for every other run, e.g. one asset materialised from the UI or CLI.
+        executor=build_executor(),
     )
 
 

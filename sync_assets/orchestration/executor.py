@@ -1,5 +1,7 @@
 """Which executor runs the two jobs' steps: multiprocess on one host (default), Celery or k8s.
 
+On one host a run of a single step runs it in the run's own process (`local_executor.py`).
+
 `SYNC_EXECUTOR=celery` (dagster-celery, the `celery` extra) hands every step (one legacy table,
 one FTP source) to a Celery queue that any `sync-assets worker` on any machine may take. The
 run itself (the orchestrating loop) stays where the run launcher starts it. `SYNC_EXECUTOR=k8s`
@@ -29,6 +31,7 @@ import dagster as dg
 
 from sync_assets.core.extras import import_extra
 from sync_assets.core.settings import ConfigError, parse_int, require
+from sync_assets.orchestration.local_executor import local_executor
 
 EXECUTOR_ENV = "SYNC_EXECUTOR"
 BROKER_ENV = "CELERY_BROKER_URL"
@@ -128,13 +131,14 @@ def k8s_executor() -> dg.ExecutorDefinition:
     )
 
 
-def build_executor() -> dg.ExecutorDefinition | None:
-    """The jobs' executor: None keeps Dagster's default (multiprocess on the run's host)."""
+def build_executor() -> dg.ExecutorDefinition:
+    """The jobs' executor: on one host, multiprocess with one-step plans in the run's process
+    (`local_executor.py`); Celery or Kubernetes steps when SYNC_EXECUTOR says so."""
     kind = executor_kind()
     if kind == K8S:
         return k8s_executor()
     if kind != CELERY:
-        return None
+        return local_executor
     dagster_celery = import_extra("dagster_celery", CELERY, f"{EXECUTOR_ENV}={CELERY}")
     return dagster_celery.celery_executor.configured(
         {

@@ -11,6 +11,7 @@ import dagster as dg
 from sync_assets.core.errors import STEP_RETRIES
 from sync_assets.core.names import FTP_GROUP, MYSQL_GROUP
 from sync_assets.orchestration.executor import build_executor
+from sync_assets.orchestration.local_executor import local_executor
 
 FTP_JOB_NAME = "ftp_logs_job"
 MYSQL_JOB_NAME = "mysql_sync_job"
@@ -43,14 +44,15 @@ IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 def _job(
     name: str, group: str, description: str, in_process: bool = False
 ) -> dg.UnresolvedAssetJobDefinition:
-    executor = build_executor()  # None: Dagster's default, multiprocess or in-process
+    executor = build_executor()
+    on_one_host = executor is local_executor
     return dg.define_asset_job(
         name=name,
         selection=dg.AssetSelection.groups(group),
         description=description,
         op_retry_policy=ASSET_RETRY_POLICY,
         tags={JOB_TAG: name},
-        config={**QUIET_CONSOLE, **(IN_PROCESS if in_process and executor is None else {})},
+        config={**QUIET_CONSOLE, **(IN_PROCESS if in_process and on_one_host else {})},
         # SYNC_EXECUTOR=celery: each table/source step goes to any `sync-assets worker`.
         executor_def=executor,
     )

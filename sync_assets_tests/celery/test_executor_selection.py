@@ -10,6 +10,7 @@ import pytest
 
 from sync_assets.core.settings import ConfigError
 from sync_assets.orchestration import executor
+from sync_assets.orchestration.local_executor import LOCAL_EXECUTOR_NAME
 from sync_assets.orchestration.worker import worker_name
 from sync_assets_tests.conftest import REPO_ROOT
 
@@ -35,8 +36,13 @@ def _executor_names(**env: str) -> list[str]:
     return _python(LOAD, **env).stdout.split()
 
 
-def test_default_is_dagsters_multiprocess_executor() -> None:
-    assert _executor_names() == ["multi_or_in_process_executor"] * 2
+def test_default_is_multiprocess_on_one_host_for_the_jobs_and_single_asset_runs() -> None:
+    assert _executor_names() == [LOCAL_EXECUTOR_NAME] * 2
+    asset_job = (
+        "from sync_assets.definitions import defs; "
+        "print(defs.resolve_implicit_global_asset_job_def().executor_def.name)"
+    )
+    assert _python(asset_job).stdout.split() == [LOCAL_EXECUTOR_NAME]
 
 
 def test_celery_selected_with_broker_down_and_no_secret_in_config() -> None:
@@ -80,7 +86,7 @@ def test_worker_node_name_carries_the_host() -> None:
 
 
 def test_without_the_celery_extra_the_default_loads_and_celery_fails_naming_the_extra() -> None:
-    assert _python(WITHOUT_CELERY + LOAD).stdout.split() == ["multi_or_in_process_executor"] * 2
+    assert _python(WITHOUT_CELERY + LOAD).stdout.split() == [LOCAL_EXECUTOR_NAME] * 2
     result = _python(WITHOUT_CELERY + LOAD, check=False, SYNC_EXECUTOR="celery",
                      CELERY_BROKER_URL="redis://:s3cret@127.0.0.1:1/0")  # fmt: skip
     assert result.returncode != 0

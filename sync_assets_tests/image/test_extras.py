@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from sync_assets.orchestration.local_executor import LOCAL_EXECUTOR_NAME
 from sync_assets_tests.celery.test_executor_selection import LOAD
 from sync_assets_tests.image.conftest import podman, wait_for
 
@@ -41,7 +42,7 @@ def test_default_image_has_no_celery_and_loads_with_the_default_executor() -> No
     found = _run(DEFAULT, "python", "-c", FIND.format("('celery', 'dagster_celery', 'kombu')"))
     assert found.stdout.split() == ["False"] * 3, found.stderr
     loaded = _run(DEFAULT, "python", "-c", LOAD)
-    assert loaded.stdout.split() == ["multi_or_in_process_executor"] * 2, loaded.stderr[-2000:]
+    assert loaded.stdout.split() == [LOCAL_EXECUTOR_NAME] * 2, loaded.stderr[-2000:]
 
 
 def test_default_image_keeps_sftp() -> None:

@@ -29,6 +29,7 @@ import yaml
 from sync_assets.devtools.servers import ServerInfo
 from sync_assets.mysql.definitions import ROW_COUNT_CHECK, build_mysql_defs
 from sync_assets.mysql.steps import STEP_WORKERS_ENV, TABLES_PER_STEP_ENV, step_layout
+from sync_assets.orchestration.local_executor import LOCAL_EXECUTOR_NAME
 from sync_assets.resources import MySQLResource, PostgresResource
 from sync_assets_tests.conftest import (
     REPO_ROOT,
@@ -341,7 +342,7 @@ def test_batch_steps_run_in_the_run_process_unless_steps_go_elsewhere(
     monkeypatch.delenv(TABLES_PER_STEP_ENV, raising=False)
     job = _mysql_job(build_definitions())
     assert job.run_config["execution"] == {"config": {"in_process": {}}}
-    assert job.executor_def.name == "multi_or_in_process_executor"  # the launchpad may choose
+    assert job.executor_def.name == LOCAL_EXECUTOR_NAME  # the launchpad may choose
     monkeypatch.setenv(TABLES_PER_STEP_ENV, "1")
     assert "execution" not in _mysql_job(build_definitions()).run_config
     monkeypatch.delenv(TABLES_PER_STEP_ENV)

@@ -19,7 +19,7 @@ from sync_assets.devtools.demo_legacy import DEMO_TABLES
 from sync_assets.devtools.demo_stack import graphql
 from sync_assets.mysql.config import DEFAULT_TARGET_SCHEMA
 from sync_assets.orchestration.schedules import build_schedules
-from sync_assets_tests.conftest import pg_admin_connect
+from sync_assets_tests.conftest import mysql_admin_connect, pg_admin_connect
 from sync_assets_tests.orchestration.conftest import ARTIFACTS, E2EEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -297,3 +297,51 @@ def test_schedule_toggles_persist_across_a_webserver_restart(e2e: E2EEnv) -> Non
         assert _stop(e2e, "ftp_logs_schedule") == "STOPPED"
     finally:
         e2e.stack.env["SCHEDULES_START_STOPPED"] = "true"
+
+
+TERMINATE = """
+mutation($id: String!) { terminateRun(runId: $id) { __typename
+  ... on PythonError { message } ... on TerminateRunFailure { message } } }
+"""
+
+
+def _waits_on_mysql_lock(mysql_server, database: str) -> bool:
+    with mysql_admin_connect(mysql_server) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+            " WHERE DB = %s AND STATE LIKE %s AND ID <> CONNECTION_ID()",
+            (database, "%lock%"),
+        )
+        return cur.fetchone()[0] > 0
+
+
+def test_terminating_a_one_table_run_cancels_it_and_leaves_the_table(
+    e2e: E2EEnv, mysql_server
+) -> None:
+    """One table from the UI runs in the run's own process (no step process): the UI's
+    Terminate must still stop it mid-read, keep the table as it was, and leave no lock behind."""
+    with pg_admin_connect(e2e.pg_server, e2e.data_db) as conn:
+        run_id = _launch_asset(e2e, ["legacy", "orders"])
+        assert _wait_for_run(e2e, run_id) == "SUCCESS"
+        before = _table_fingerprints(conn)
+        with mysql_admin_connect(mysql_server, e2e.mysql_db) as holder, holder.cursor() as cur:
+            cur.execute("LOCK TABLES orders WRITE")
+            cur.execute("UPDATE orders SET note = 'changed while held' ORDER BY id LIMIT 1")
+            run_id = _launch_asset(e2e, ["legacy", "orders"])
+            deadline = time.monotonic() + 180
+            while not _waits_on_mysql_lock(mysql_server, e2e.mysql_db):
+                assert time.monotonic() < deadline, "the run never reached its read of orders"
+                time.sleep(0.5)
+            result = graphql(e2e.stack.url, TERMINATE, {"id": run_id})["terminateRun"]
+            assert result["__typename"] == "TerminateRunSuccess", result
+            assert _wait_for_run(e2e, run_id, 120) == "CANCELED"
+            assert _table_fingerprints(conn) == before
+            cur.execute("UNLOCK TABLES")
+        again = _launch_asset(e2e, ["legacy", "orders"])
+        assert _wait_for_run(e2e, again) == "SUCCESS"  # no lock or session left by the first
+        changed = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}.orders WHERE note = 'changed while held'").format(
+                sql.Identifier(DEFAULT_TARGET_SCHEMA)
+            )
+        )
+        assert changed.fetchone()[0] == 1
