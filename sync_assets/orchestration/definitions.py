@@ -9,8 +9,8 @@ import dagster as dg
 
 from sync_assets.orchestration.actions import DRY_RUN_JOBS
 from sync_assets.orchestration.alerts import ALERT_SENSORS
-from sync_assets.orchestration.executor import build_executor
 from sync_assets.orchestration.jobs import build_mysql_sync_job, ftp_logs_job
+from sync_assets.orchestration.local_executor import local_executor
 from sync_assets.orchestration.run_log import RUN_LOG_SENSORS
 from sync_assets.orchestration.schedules import build_schedules
 
@@ -21,8 +21,9 @@ def build_orchestration_defs(mysql_batched_steps: bool = False) -> dg.Definition
         jobs=[ftp_logs_job, mysql_sync_job],
         schedules=build_schedules(mysql_sync_job),
         sensors=[*RUN_LOG_SENSORS, *ALERT_SENSORS],
-        # The default for every other run, e.g. one asset materialised from the UI or CLI.
-        executor=build_executor(),
+        # Every other run (assets picked in the UI or the CLI) runs on the run's host, whatever
+        # SYNC_EXECUTOR says for the two jobs: one asset in the run's own process.
+        executor=local_executor,
     )
 
 

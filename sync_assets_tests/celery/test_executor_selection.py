@@ -36,13 +36,15 @@ def _executor_names(**env: str) -> list[str]:
     return _python(LOAD, **env).stdout.split()
 
 
-def test_default_is_multiprocess_on_one_host_for_the_jobs_and_single_asset_runs() -> None:
+ASSET_JOB = (
+    "from sync_assets.definitions import defs; "
+    "print(defs.resolve_implicit_global_asset_job_def().executor_def.name)"
+)
+
+
+def test_default_is_multiprocess_on_one_host_for_the_jobs_and_picked_assets() -> None:
     assert _executor_names() == [LOCAL_EXECUTOR_NAME] * 2
-    asset_job = (
-        "from sync_assets.definitions import defs; "
-        "print(defs.resolve_implicit_global_asset_job_def().executor_def.name)"
-    )
-    assert _python(asset_job).stdout.split() == [LOCAL_EXECUTOR_NAME]
+    assert _python(ASSET_JOB).stdout.split() == [LOCAL_EXECUTOR_NAME]
 
 
 def test_celery_selected_with_broker_down_and_no_secret_in_config() -> None:
@@ -51,6 +53,9 @@ def test_celery_selected_with_broker_down_and_no_secret_in_config() -> None:
         SYNC_EXECUTOR="celery", CELERY_BROKER_URL="redis://:s3cret@127.0.0.1:1/0"
     )
     assert names == ["sync_assets_celery"] * 2
+    # Assets picked in the UI or CLI run on the run's host, as before SYNC_EXECUTOR existed.
+    picked = _python(ASSET_JOB, SYNC_EXECUTOR="celery", CELERY_BROKER_URL="redis://127.0.0.1:1/0")
+    assert picked.stdout.split() == [LOCAL_EXECUTOR_NAME]
 
 
 def test_bad_executor_name_is_an_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
