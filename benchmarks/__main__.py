@@ -9,6 +9,7 @@ from pathlib import Path
 
 from benchmarks.dataset import parse_size as _size
 from benchmarks.profile import find_py_spy
+from benchmarks.project import compile_project
 from benchmarks.servers import BenchServers
 from benchmarks.suite import RESULTS_DIR, Options, Suite, log
 
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("--profile needs py-spy on PATH (uv tool install py-spy)", file=sys.stderr)
         return 2
     opts.py_spy = py_spy
+    compile_project()
     servers = BenchServers.from_env()
     try:
         report = Suite(opts, servers).run()

@@ -110,6 +110,7 @@ class Suite:
         m = result.measurement
         m.extra = {
             "launch_to_definitions": result.since_launch("definitions_built"),
+            "launch_to_run_start": result.since_launch("first_RUN_START"),
             "launch_to_step_start": result.since_launch("first_STEP_START"),
             "launch_to_first_row": m.first_row,
             "launch_to_step_end": result.since_launch("last_STEP_SUCCESS"),
@@ -192,12 +193,32 @@ class Suite:
 
         self.repeat(row, one)
         self.compare_table("full sync", last_db)
+        last_db = self.operator_full_syncs(bytes_, last_db)
         self.peer_full_syncs()
         if self.opts.py_spy:
             profile_db = self.new_pg_db("profile")
             self.profile("full_sync", profile_db, MYSQL_ASSET)
             self.servers.drop_pg_database(profile_db)
             self.pg_dbs.remove(profile_db)
+        return last_db
+
+    def operator_full_syncs(self, bytes_: int, previous_db: str) -> str:
+        """The same full sync through `dagster asset materialize` with the project's
+        dagster.yaml (Dagster's storage in PostgreSQL): the operator's command, which the
+        runner's rows approximate (no CLI import, an in-memory instance)."""
+        row = self.report.add(Row("operator_full_sync", "dagster asset materialize, full sync",
+                                  self.opts.rows, bytes_, floor="raw_pipe"))  # fmt: skip
+        last_db = previous_db
+
+        def one(i: int) -> Measurement:
+            nonlocal last_db
+            self.drop_pg_dbs()
+            last_db = self.new_pg_db("operator")
+            result = self.project.operator_materialize(last_db, MYSQL_ASSET)
+            return self.checked_sync(result, "operator full sync")
+
+        self.repeat(row, one)
+        self.compare_table("operator full sync", last_db)
         return last_db
 
     def incremental_syncs(self, pg_db: str) -> None:

@@ -137,6 +137,8 @@ def peak_rss(r: Report) -> Figure | None:
 ISSUE_18_TARGETS: list[TargetCheck] = [
     TargetCheck("full_vs_pipe", "full sync <= 1.3x the raw pipe",
                 wall_ratio("full_sync", "raw_pipe", "raw pipe"), 1.3),
+    TargetCheck("operator_full_vs_pipe", "full sync, operator's CLI <= 1.3x the raw pipe",
+                wall_ratio("operator_full_sync", "raw_pipe", "raw pipe"), 1.3),
     TargetCheck("full_vs_sling", "full sync <= 0.6x Sling's",
                 wall_ratio("full_sync", "sling_full", "Sling"), 0.6),
     TargetCheck("incremental_vs_sling", "incremental 1%: step work <= 0.5x Sling's wall",
@@ -145,6 +147,8 @@ ISSUE_18_TARGETS: list[TargetCheck] = [
                 step_over_wall("no_change", "sling_no_change", "Sling"), 0.5),
     TargetCheck("first_row_full", "full sync: launch -> first row <= 1.5 s",
                 first_row("full_sync"), 1.5, unit=" s"),
+    TargetCheck("first_row_operator_full", "full sync, operator's CLI: launch -> first row"
+                " <= 1.5 s", first_row("operator_full_sync"), 1.5, unit=" s"),
     TargetCheck("first_row_incremental", "incremental 1%: launch -> first row <= 1.5 s",
                 first_row("incremental"), 1.5, unit=" s"),
     TargetCheck("deletes", "deletes by key ranges <= 10% of the full key stream",

@@ -9,10 +9,13 @@ valid file behaves exactly as before.
 
 from __future__ import annotations
 
+import ast
 import codecs
 import fnmatch
+import inspect
 import json
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -114,7 +117,12 @@ Format = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, use_attribute_docstrings=True)
+    # No `use_attribute_docstrings`: on Python < 3.13 pydantic finds each class's source by
+    # walking the import's frames through `inspect.getmodule`, which scans every loaded module;
+    # with Dagster loaded that is most of this module's import, paid by every process that
+    # loads the definitions with a config file. Only the JSON Schema shows the docstrings, and
+    # `json_schema()` adds them itself.
+    model_config = ConfigDict(extra="forbid", strict=False)
 
 
 class FTPSourceOptions(_Strict):
@@ -237,11 +245,36 @@ def validate_config(data: Any) -> list[str]:
     return []
 
 
+def _attribute_docstrings() -> dict[str, dict[str, str]]:
+    """Per model class of this module, the string under each annotated attribute."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    found: dict[str, dict[str, str]] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        docs = found.setdefault(node.name, {})
+        for stmt, after in zip(node.body, node.body[1:], strict=False):
+            if (
+                isinstance(stmt, ast.AnnAssign)
+                and isinstance(stmt.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                docs[stmt.target.id] = inspect.cleandoc(after.value.value)
+    return found
+
+
 def json_schema() -> str:
-    """The JSON Schema of the file, as committed under schema/."""
-    schema = {
+    """The JSON Schema of the file, as committed under schema/: each option described by the
+    docstring under it."""
+    schema: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         **ProjectConfig.model_json_schema(),
     }
+    docs = _attribute_docstrings()
+    for name, model in (("ProjectConfig", schema), *schema.get("$defs", {}).items()):
+        for field, text in docs.get(name, {}).items():
+            model["properties"][field].setdefault("description", text)
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

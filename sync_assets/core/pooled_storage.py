@@ -11,7 +11,8 @@ Here each process keeps up to `POOL_SIZE` idle connections per database, shared 
 instances (opened when needed, checked with a `SELECT 1` before reuse, so a restarted server
 costs a reconnect, not a failed event, and replaced hourly), and each event-log storage
 remembers the columns and tables it has found present: Dagster's migrations only add them,
-and one found missing is looked up again next time. The webserver
+and one found missing is looked up again next time; each run storage does the same for the
+columns and tables Dagster's run-storage migrations add. The webserver
 still applies Dagster's own `optimize_for_webserver` on top. Schedules keep dagster-postgres's
 storage as it is: they are not on a run's path.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy
@@ -73,9 +75,36 @@ os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 class PooledPostgresRunStorage(PostgresRunStorage):
     def __init__(self, postgres_url: str, should_autocreate_tables: bool = True) -> None:
+        self._present: set[str] = set()  # before Dagster's __init__, which may migrate
         super().__init__(postgres_url, should_autocreate_tables)
         self._engine.dispose()  # the NullPool engine: holds nothing
         self._engine = pooled_engine(self.postgres_url)
+
+    # Dagster asks which of its migrations' columns and tables exist by reflecting the catalog
+    # on every run write and many reads (7 reflections for a one-table run). Found present,
+    # the answer is kept (migrations only add them); found missing, it is asked again.
+    def _remembered(self, name: str, check: Callable[[], bool]) -> bool:
+        if name in self._present:
+            return True
+        found = check()
+        if found:
+            self._present.add(name)
+        return found
+
+    def has_run_stats_index_cols(self) -> bool:
+        return self._remembered("run_stats_index_cols", super().has_run_stats_index_cols)
+
+    def has_backfill_id_column(self) -> bool:
+        return self._remembered("backfill_id_column", super().has_backfill_id_column)
+
+    def has_bulk_actions_selector_cols(self) -> bool:
+        return self._remembered("bulk_actions_selector", super().has_bulk_actions_selector_cols)
+
+    def has_bulk_action_job_name_column(self) -> bool:
+        return self._remembered("bulk_action_job_name", super().has_bulk_action_job_name_column)
+
+    def has_backfill_tags_table(self) -> bool:
+        return self._remembered("backfill_tags_table", super().has_backfill_tags_table)
 
     def dispose(self) -> None:
         super().dispose()

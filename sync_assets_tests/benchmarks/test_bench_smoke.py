@@ -134,9 +134,9 @@ def test_whole_suite_runs_on_tiny_sizes(
     assert len(results) == 1
     data = json.loads(results[0].read_text())
     keys = {row["key"] for row in data["rows"]}
-    assert keys == {"mysql_read", "pg_copy", "raw_pipe", "full_sync", "incremental",
-                    "incremental_floor", "no_change", "cli_no_change", "ftp_floor",
-                    "ftp_sync", "deletes_keys", "deletes_ranges"}  # fmt: skip
+    assert keys == {"mysql_read", "pg_copy", "raw_pipe", "full_sync", "operator_full_sync",
+                    "incremental", "incremental_floor", "no_change", "cli_no_change",
+                    "ftp_floor", "ftp_sync", "deletes_keys", "deletes_ranges"}  # fmt: skip
     assert data["ok"] and all(check["ok"] for check in data["checks"].values())
     assert {"full sync", "incremental sync (1%)", "incremental floor (1%)",
             "ftp ingestion", "after the deletes runs"} <= set(data["checks"])  # fmt: skip
@@ -153,6 +153,12 @@ def test_whole_suite_runs_on_tiny_sizes(
     assert full["median"]["peak_rss"] > 0 and full["median"]["cpu"] > 0
     assert full["median"]["first_row"] is not None
     assert data["ratios"]["full_sync"] > 0
+    # The operator's command, its phases read back from the run it stored in PostgreSQL.
+    operator = next(row for row in data["rows"] if row["key"] == "operator_full_sync")
+    extra = operator["samples"][0]["extra"]
+    assert 0 < extra["launch_to_run_start"] < extra["launch_to_step_start"]
+    assert extra["step_seconds"] > 0  # (first row: too quick at this size for the probe)
+    assert "operator full sync" in data["checks"]
     assert "sync_assets: full sync" in out
     # Every target of issue 6 is judged from the run's own figures (met or not at this size).
     judged = {t["target"].split(" <")[0].split(" >")[0].split(":")[0] for t in data["targets"]}

@@ -27,6 +27,7 @@ def test_every_target_is_judged_on_medians_against_its_same_run_comparison() -> 
     report = _report(
         _row("raw_pipe", 4.0, 5.0, 6.0),  # median 5
         _row("full_sync", 6.0, 6.5, 9.0, launch_to_first_row=1.2, launch_to_definitions=0.8),
+        _row("operator_full_sync", 7.0, launch_to_first_row=1.7),
         _row("sling_full", 10.0),
         _row("incremental", 3.0, step_seconds=1.0, launch_to_first_row=1.6),
         _row("sling_incremental", 2.0),
@@ -44,10 +45,12 @@ def test_every_target_is_judged_on_medians_against_its_same_run_comparison() -> 
     )
     assert _verdicts(report) == {
         "full_vs_pipe": (1.3, True),  # 6.5 / 5: the limit itself is met
+        "operator_full_vs_pipe": (1.4, False),
         "full_vs_sling": (0.65, False),
         "incremental_vs_sling": (0.5, True),
         "no_change_vs_sling": (0.5, True),
         "first_row_full": (1.2, True),
+        "first_row_operator_full": (1.7, False),
         "first_row_incremental": (1.6, False),
         "deletes": (0.1, True),
         "ftp": (0.8, True),  # at least: 8 / 10

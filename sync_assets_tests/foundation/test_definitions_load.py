@@ -129,3 +129,28 @@ def test_an_sftp_client_still_imports_paramiko_when_asked_for() -> None:
     client = open_client(FTPResource(protocol="sftp", host="sftp.invalid"), RetryPolicy(1))
     assert type(client).__name__ == "SFTPClient"
     assert "paramiko" in sys.modules
+
+
+def test_a_config_file_is_validated_without_searching_for_sources(tmp_path: Path) -> None:
+    """With a config file, loading the definitions validates it (a mistake still fails the
+    load) without pydantic's attribute-docstring search, whose `inspect.getmodule` walk over
+    every loaded module cost most of the models' build in each process."""
+    config = tmp_path / "sync_assets.yaml"
+    config.write_text("mysql:\n  defaults:\n    batch_rows: 5000\n", encoding="utf-8")
+    script = (
+        "import inspect, dagster\n"
+        "calls = []\n"
+        "original = inspect.getmodule\n"
+        "inspect.getmodule = lambda *a, **k: calls.append(a) or original(*a, **k)\n"
+        "import sync_assets.definitions\n"
+        "print(len(calls))\n"
+    )
+    env = _bare_env(SYNC_ASSETS_CONFIG=str(config))
+    ok = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env,
+                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert ok.stdout.strip().splitlines()[-1] == "0"
+    config.write_text("mysql:\n  defaults:\n    batch_rows: 0\n", encoding="utf-8")
+    bad = subprocess.run([sys.executable, "-c", "import sync_assets.definitions"], cwd=REPO_ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode != 0 and "mysql.defaults.batch_rows" in bad.stderr

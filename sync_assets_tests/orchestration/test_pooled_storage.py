@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
@@ -92,3 +93,24 @@ def test_connections_dropped_by_the_server_are_replaced(
     )
     assert len(events) == 1
     assert not kept & _backends(pg_server, database)
+
+
+def test_a_second_run_reflects_no_catalog(instance: tuple[DagsterInstance, str]) -> None:
+    """The run and event-log storages remember the migration columns and tables they found:
+    a run in a process that has seen one queries no catalog (dagster-postgres alone reflects
+    the `runs` columns on each run write, 7 times for a one-table run). Fails if Dagster
+    renames the checks the storage overrides."""
+    dagster_instance, _ = instance
+    assert dg.materialize([counted], instance=dagster_instance).success
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", seen)
+    try:
+        assert dg.materialize([counted], instance=dagster_instance).success
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", seen)
+    assert any("INSERT INTO runs" in s for s in statements)  # the listener saw the run
+    assert [s for s in statements if "pg_catalog" in s] == []
