@@ -2,10 +2,13 @@
 primary key; rows whose primary key MySQL no longer has are deleted.
 
 The rows with `watermark - overlap <= cursor <= snapshot maximum` (plus NULL cursors) are
-copied into a temporary table. A few staged rows (the usual run) are written by an UPDATE of
-the changed ones and an INSERT of the new ones, both by key lookups, so rows read again
-unchanged are not even locked; many take a single INSERT ... ON CONFLICT pass. The figures
-behind both choices are in docs/performance.md.
+copied into a temporary table batch by batch, and each batch is written while MySQL sends the
+next, so the two servers work at once; MySQL's row count starts as soon as its last row is
+sent. Within the first share of the table (the usual run) a batch is written by an UPDATE of
+the changed rows and an INSERT of the new ones, both by key lookups, so rows read again
+unchanged are not even locked; beyond it, by a single INSERT ... ON CONFLICT pass. All of it
+happens in the caller's one transaction. The figures behind these choices are in
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from sync_assets.mysql import deletes, upsert_sql
 from sync_assets.mysql.job import (
     FullRefreshNeededError,
     Job,
-    copy_rows,
-    counting_source,
+    copy_in_batches,
     guard_deletes,
+    source_counter,
     sync_enum_checks,
     temp_table,
 )
@@ -62,17 +65,19 @@ def incremental(
             )
         )
         job.report.widened_columns.append(m.target)
+    sync_enum_checks(pg, job.target_ident, plan.mappings)  # before any new value arrives
     stage = temp_table(pg, "_sync_stage", plan.mappings)
     where, params = _cursor_bounds(job, state, snap)
     copy_stmt = copy_statement(stage, [m.target for m in plan.mappings])
     _prefer_rowid_ordered_reads(my)
     select = f"SELECT {row_expression(plan.mappings)} FROM {job.source_sql} {where}"
-    copy_rows(job, my, pg, select, params, copy_stmt)
-    with counting_source(job, my) as source_count:
-        _check_booleans(pg, plan, stage)
-        sync_enum_checks(pg, job.target_ident, plan.mappings)
-        with job.report.timed("upsert"):
-            _upsert(job, pg, plan, stage)
+    writer = _BatchWriter(job, pg, plan, stage)
+    with source_counter(job, my) as source_count:
+        # each batch is written while MySQL sends the next; the count starts after its last row
+        with _planner_lookups(pg):
+            copy_in_batches(
+                job, my, pg, select, params, copy_stmt, writer.write, source_count.start
+            )
         with job.report.timed("count"):
             current = exact_row_count(pg, job.schema, job.target)
         job.report.source_row_count = source_count.result()
@@ -101,16 +106,13 @@ def _cursor_bounds(job: Job, state: TableState, snap: Snapshot) -> tuple[str, tu
 
 def _check_booleans(pg: psycopg.Connection, plan: Plan, stage: sql.Identifier) -> None:
     """A BOOLEAN copy of a TINYINT(1) column stays one only while MySQL holds just 0 and 1."""
-    for m in plan.mappings:
-        if m.pg_type != "boolean":
-            continue
-        bad = pg.execute(
-            sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} NOT IN (0, 1))").format(
-                stage, ident(m.target)
-            )
-        ).fetchone()
-        if bad and bad[0]:
-            raise FullRefreshNeededError(f"column {m.target!r} now holds values other than 0/1")
+    columns = [m.target for m in plan.mappings if m.pg_type == "boolean"]
+    if not columns:
+        return
+    row = pg.execute(upsert_sql.non_boolean_values(stage, columns)).fetchone() or ()
+    for column, bad in zip(columns, row, strict=True):
+        if bad:
+            raise FullRefreshNeededError(f"column {column!r} now holds values other than 0/1")
 
 
 def _prefer_rowid_ordered_reads(my: pymysql.Connection) -> None:
@@ -125,34 +127,41 @@ def _prefer_rowid_ordered_reads(my: pymysql.Connection) -> None:
         logger.debug("multi-range read not available: %s", exc)
 
 
-def _upsert(job: Job, pg: psycopg.Connection, plan: Plan, stage: sql.Identifier) -> None:
-    """Write the staged rows that are new or changed; rows read again unchanged (the overlap
-    window) are left alone.
+class _BatchWriter:
+    """Writes each batch of staged rows that is new or changed, then empties the stage; rows
+    read again unchanged (the overlap window) are left alone.
 
-    A few rows (the usual run): UPDATE the changed ones, then INSERT the new ones, both by key
-    lookups. INSERT ... ON CONFLICT DO UPDATE ... WHERE <changed> would also skip unchanged
-    rows, but it locks each one first, and a lock is a WAL record plus, after a checkpoint, a
-    full image of the row's page, where the lookups write nothing. Many rows: ON CONFLICT,
-    whose single pass beats two joins over the table."""
-    upsert = upsert_sql.Upsert(job.target_ident, stage, plan.mappings, job.pk_targets)
-    if upsert.others and _few_rows(job, pg, stage):
-        with _planner_lookups(pg):
-            job.report.rows_updated = max(pg.execute(upsert.update_changed()).rowcount, 0)
-            job.report.rows_inserted = max(pg.execute(upsert.insert_new()).rowcount, 0)
-        return
-    row = pg.execute(upsert.on_conflict()).fetchone()
-    job.report.rows_inserted, job.report.rows_updated = (
-        (int(row[0]), int(row[1])) if row else (0, 0)
-    )
+    While the rows staged so far are at most LOOKUP_SHARE of the target's size (the usual
+    run): UPDATE the changed ones, then INSERT the new ones, both by key lookups. INSERT ... ON
+    CONFLICT DO UPDATE ... WHERE <changed> would also skip unchanged rows, but it locks each one
+    first, and a lock is a WAL record plus, after a checkpoint, a full image of the row's page,
+    where the lookups write nothing. Beyond that share: ON CONFLICT, whose single pass costs
+    less than two lookups per row."""
+
+    def __init__(self, job: Job, pg: psycopg.Connection, plan: Plan, stage: sql.Identifier) -> None:
+        self.job, self.pg, self.plan, self.stage = job, pg, plan, stage
+        self.upsert = upsert_sql.Upsert(job.target_ident, stage, plan.mappings, job.pk_targets)
+        self.lookup_bytes = LOOKUP_SHARE * _relation_size(pg, job.target_ident)
+        self.staged_bytes = 0
+
+    def write(self) -> None:
+        job, pg = self.job, self.pg
+        _check_booleans(pg, self.plan, self.stage)
+        self.staged_bytes += _relation_size(pg, self.stage)
+        with job.report.timed("upsert"):
+            if self.upsert.others and self.staged_bytes <= self.lookup_bytes:
+                job.report.rows_updated += max(pg.execute(self.upsert.update_changed()).rowcount, 0)
+                job.report.rows_inserted += max(pg.execute(self.upsert.insert_new()).rowcount, 0)
+            else:
+                row = pg.execute(self.upsert.on_conflict()).fetchone()
+                job.report.rows_inserted += int(row[0]) if row else 0
+                job.report.rows_updated += int(row[1]) if row else 0
+            pg.execute(sql.SQL("TRUNCATE {}").format(self.stage))
 
 
-def _few_rows(job: Job, pg: psycopg.Connection, stage: sql.Identifier) -> bool:
-    """The stage is at most LOOKUP_SHARE of the target's size (both sizes as stored)."""
-    row = pg.execute(
-        "SELECT pg_relation_size(%s::regclass), pg_relation_size(%s::regclass)",
-        (stage.as_string(pg), job.target_ident.as_string(pg)),
-    ).fetchone()
-    return row is not None and row[0] <= LOOKUP_SHARE * row[1]
+def _relation_size(pg: psycopg.Connection, table: sql.Identifier) -> int:
+    row = pg.execute("SELECT pg_relation_size(%s::regclass)", (table.as_string(pg),)).fetchone()
+    return int(row[0]) if row else 0
 
 
 @contextmanager

@@ -7,9 +7,11 @@ steps in `full_refresh`, `incremental` and `verify` take one argument instead of
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,7 @@ from sync_assets.mysql import config
 from sync_assets.mysql.catalog import SourceTable
 from sync_assets.mysql.naming import mq
 from sync_assets.mysql.report import SyncReport
-from sync_assets.mysql.stream import StreamStats, copy_query
+from sync_assets.mysql.stream import StreamStats, copy_query, pipelined, read_chunks
 from sync_assets.mysql.types import ColumnMapping, enum_values
 
 
@@ -94,26 +96,108 @@ def copy_rows(
             job.options.fast_reader,
             progress.update,
         )
-    job.report.rows_read += stats.rows
-    job.report.adjusted_values += stats.adjusted
-    job.report.bytes_copied += stats.bytes
+    _count_copied(job, stats)
     return stats
 
 
-@contextmanager
-def counting_source(job: Job, my: pymysql.Connection) -> Iterator[Future[int]]:
-    """COUNT(*) of the source in the read snapshot, on the MySQL connection in a worker thread,
-    while PostgreSQL does its share (building keys, upserting, counting the target): the two
-    servers work at once. The caller must not use `my` until the future is done."""
+def _count_copied(job: Job, stats: StreamStats) -> None:
+    job.report.rows_read += stats.rows
+    job.report.adjusted_values += stats.adjusted
+    job.report.bytes_copied += stats.bytes
 
-    def count() -> int:
-        with job.report.timed("source_count"), my.cursor() as cur:
-            cur.execute(f"SELECT COUNT(*) FROM {job.source_sql}")
+
+def copy_in_batches(
+    job: Job,
+    my: pymysql.Connection,
+    pg: psycopg.Connection,
+    select_sql: str,
+    params: tuple[Any, ...],
+    copy_stmt: sql.Composable,
+    after_batch: Callable[[], None],
+    on_read_end: Callable[[], None],
+) -> StreamStats:
+    """Stream `select_sql` into `copy_stmt` one batch at a time, calling `after_batch` after
+    each (it works on what the batch staged) while the reader thread goes on reading MySQL:
+    the batch is every chunk that arrived meanwhile. `on_read_end` runs in the reader thread as
+    soon as MySQL has sent the last row, while batches may still be queued here."""
+    progress = Progress(job.log, f"{job.target}: copy", None)
+    stats = StreamStats()
+    started = time.monotonic()
+
+    def read_end() -> None:  # in the reader thread; a phase of its own, so no `timed`
+        job.report.phase_seconds["source_read"] = round(time.monotonic() - started, 3)
+        on_read_end()
+
+    my_cur = my.cursor()
+    my_cur.execute(select_sql, params or None)
+    chunks = read_chunks(my_cur, job.options.batch_rows, stats, job.options.fast_reader)
+    # closing(): after an error in a batch the reader thread is stopped before anyone else
+    # (the count, the caller closing the connection) touches the MySQL connection
+    batches = pipelined(chunks, on_end=read_end, gather=True)
+    try:
+        with job.report.timed("copy"), closing(batches), pg.cursor() as cur:
+            for batch in batches:
+                with cur.copy(copy_stmt) as copy:
+                    copy.write(batch)
+                after_batch()
+                progress.update(stats.rows)
+    except BaseException:
+        _abandon(my_cur)
+        raise
+    _count_copied(job, stats)
+    return stats
+
+
+def _abandon(cursor: Any) -> None:
+    """A result left unread mid-stream cannot be finished (pymysql would read the rest of it
+    when the cursor is collected): close the connection, the attempt starts over on a new one."""
+    result = getattr(cursor, "_result", None)
+    if result is not None and getattr(result, "unbuffered_active", False):
+        cursor.connection._force_close()
+        result.unbuffered_active = False
+
+
+class SourceCount:
+    """COUNT(*) of the source in the read snapshot, on the MySQL connection in a worker thread,
+    while PostgreSQL does its share: the two servers work at once. `start` (from any thread,
+    once the connection is free) begins it; `result` waits for it, starting it if needed."""
+
+    def __init__(self, job: Job, my: pymysql.Connection, pool: ThreadPoolExecutor) -> None:
+        self._job, self._my, self._pool = job, my, pool
+        self._future: Future[int] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._future is None:
+                self._future = self._pool.submit(self._count)
+
+    def result(self) -> int:
+        self.start()
+        assert self._future is not None
+        return self._future.result()
+
+    def _count(self) -> int:
+        with self._job.report.timed("source_count"), self._my.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {self._job.source_sql}")
             row = cur.fetchone()
         return int(row[0]) if row else 0
 
+
+@contextmanager
+def source_counter(job: Job, my: pymysql.Connection) -> Iterator[SourceCount]:
+    """A `SourceCount`, not started; leaving the block waits for a started count, so nothing
+    else uses `my` meanwhile."""
     with ThreadPoolExecutor(1, thread_name_prefix="mysql-count") as pool:
-        yield pool.submit(count)
+        yield SourceCount(job, my, pool)
+
+
+@contextmanager
+def counting_source(job: Job, my: pymysql.Connection) -> Iterator[SourceCount]:
+    """A `SourceCount` started at once (the caller must not use `my` until it is done)."""
+    with source_counter(job, my) as count:
+        count.start()
+        yield count
 
 
 def temp_table(pg: psycopg.Connection, name: str, mappings: list[ColumnMapping]) -> sql.Identifier:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -103,8 +103,18 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     return False
 
 
-def pipelined(chunks: Iterator[bytes], name: str = "mysql-reader") -> Iterator[bytes]:
-    """Run `chunks` in a reader thread; yield its items here, re-raising its errors."""
+def pipelined(
+    chunks: Iterator[bytes],
+    name: str = "mysql-reader",
+    on_end: Callable[[], None] | None = None,
+    gather: bool = False,
+) -> Generator[bytes, None, None]:
+    """Run `chunks` in a reader thread; yield its items here, re-raising its errors.
+
+    `on_end` runs in the reader thread once `chunks` is exhausted (the MySQL connection is then
+    free again) while this side may still be working on queued chunks. With `gather`, every
+    chunk already queued is joined to the one taken, so a slow consumer writes fewer, larger
+    pieces."""
     q: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
 
@@ -113,6 +123,8 @@ def pipelined(chunks: Iterator[bytes], name: str = "mysql-reader") -> Iterator[b
             for chunk in chunks:
                 if not _put(q, chunk, stop):
                     return
+            if on_end is not None:
+                on_end()
             _put(q, _END, stop)
         except BaseException as exc:  # handed to the consumer, which raises it
             _put(q, _Failure(exc), stop)
@@ -126,10 +138,33 @@ def pipelined(chunks: Iterator[bytes], name: str = "mysql-reader") -> Iterator[b
                 return
             if isinstance(item, _Failure):
                 raise item.error
-            yield item
+            if not gather:
+                yield item
+                continue
+            parts = [item]
+            ended = _take_queued(q, parts)
+            yield parts[0] if len(parts) == 1 else b"".join(parts)
+            if ended:
+                return
     finally:
         stop.set()
         thread.join(timeout=60)
+
+
+def _take_queued(q: queue.Queue, parts: list[bytes]) -> bool:
+    """Move the chunks already queued (at most QUEUE_DEPTH more, so memory stays bounded) into
+    `parts`; True when the end was among them (a failure among them is raised)."""
+    for _ in range(QUEUE_DEPTH):
+        try:
+            item = q.get_nowait()
+        except queue.Empty:
+            return False
+        if item is _END:
+            return True
+        if isinstance(item, _Failure):
+            raise item.error
+        parts.append(item)
+    return False
 
 
 def copy_query(

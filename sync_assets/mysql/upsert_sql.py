@@ -132,3 +132,13 @@ def missing_from(keys: sql.Identifier, key_mappings: list[ColumnMapping]) -> sql
     return sql.SQL("NOT EXISTS (SELECT 1 FROM {} AS k WHERE {})").format(
         keys, key_match(key_mappings, [m.target for m in key_mappings], "k")
     )
+
+
+def non_boolean_values(stage: sql.Identifier, columns: list[str]) -> sql.Composed:
+    """One row: for each staged 0/1 column, whether it holds another value (one scan)."""
+    return sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(
+            sql.SQL("coalesce(bool_or({} NOT IN (0, 1)), false)").format(ident(c)) for c in columns
+        ),
+        stage,
+    )

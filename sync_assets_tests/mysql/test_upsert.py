@@ -4,11 +4,16 @@ updates exactly and end with the same table."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pymysql
 import pytest
 
 from sync_assets.mysql import incremental as engine
+from sync_assets.mysql import stream
+from sync_assets.mysql.state import load_state
+from sync_assets.mysql.upsert_sql import Upsert
 from sync_assets_tests.mysql.conftest import SyncFn, assert_same_table, run_sql
 
 TABLE = """CREATE TABLE parts (
@@ -92,3 +97,82 @@ def test_lookup_settings_last_for_the_block_only(pg_conn: psycopg.Connection) ->
     ):
         pg_conn.execute("SELECT 1 / 0")
     assert settings() == ("on", "on")  # the rollback restored them
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, calls: list[str], *names: str) -> None:
+    """Record which of Upsert's statements each batch built."""
+    for name in names:
+        original = getattr(Upsert, name)
+
+        def spy(self: Upsert, _original: Any = original, _name: str = name) -> Any:
+            calls.append(_name)
+            return _original(self)
+
+        monkeypatch.setattr(Upsert, name, spy)
+
+
+def test_batches_cross_from_lookups_to_one_pass_and_count_exactly(
+    src: pymysql.Connection,
+    pg_conn: psycopg.Connection,
+    sync: SyncFn,
+    target_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A batch holds at most two chunks of 5 rows (one page of stage); the target is one page,
+    # so with a share of 1.0 the first batch is written by lookups and the others in one pass.
+    monkeypatch.setattr(stream, "QUEUE_DEPTH", 1)
+    monkeypatch.setattr(engine, "LOOKUP_SHARE", 1.0)
+    _seed(src)
+    sync("parts", batch_rows=5)
+    run_sql(
+        src,
+        "UPDATE parts SET qty = qty + 1000, updated_at = '2024-05-01 08:00:00' WHERE id % 5 = 0",
+        "INSERT INTO parts SELECT seq, CONCAT('new ', seq), seq, seq % 2, '2024-05-01 08:00:00'"
+        " FROM seq_51_to_60",
+    )
+    calls: list[str] = []
+    _count_calls(monkeypatch, calls, "update_changed", "on_conflict")
+    report = sync("parts", batch_rows=5)
+    assert report.mode == "incremental" and report.rows_read == 60
+    assert (report.rows_inserted, report.rows_updated, report.rows_deleted) == (10, 10, 0)
+    assert calls[0] == "update_changed" and "on_conflict" in calls
+    assert report.row_count == report.source_row_count == 60
+    assert_same_table(src, pg_conn, target_schema, "parts")
+
+
+def test_a_failure_after_some_batches_were_written_leaves_the_previous_state(
+    src: pymysql.Connection,
+    pg_conn: psycopg.Connection,
+    sync: SyncFn,
+    target_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stream, "QUEUE_DEPTH", 1)  # many batches of at most 10 rows
+    _seed(src)
+    sync("parts")
+    table = f"SELECT *, xmin::text FROM {target_schema}.parts ORDER BY id"
+    before = pg_conn.execute(table).fetchall()
+    mark = load_state(pg_conn, target_schema, "parts")
+    run_sql(
+        src,
+        "UPDATE parts SET qty = qty + 1, updated_at = '2024-05-01 08:00:00'",
+        "INSERT INTO parts VALUES (51, 'new', 1, 1, '2024-05-01 08:00:00')",
+    )
+    write, written = engine._BatchWriter.write, []
+
+    def failing(self: Any) -> None:
+        if len(written) == 2:
+            raise RuntimeError("disk full")
+        write(self)
+        written.append(self.job.report.rows_updated)
+
+    monkeypatch.setattr(engine._BatchWriter, "write", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        sync("parts", batch_rows=5)
+    assert written[-1] > 0  # rows were updated before the failure ...
+    assert pg_conn.execute(table).fetchall() == before  # ... and rolled back with it
+    assert load_state(pg_conn, target_schema, "parts") == mark
+    monkeypatch.undo()
+    again = sync("parts", batch_rows=5)
+    assert (again.rows_inserted, again.rows_updated) == (1, 50)
+    assert_same_table(src, pg_conn, target_schema, "parts")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from sync_assets.mysql import upsert_sql
 from sync_assets.mysql.catalog import SourceColumn
 from sync_assets.mysql.types import map_column
 from sync_assets.mysql.upsert_sql import Upsert, missing_from
@@ -57,4 +58,11 @@ def test_a_table_of_key_columns_only_has_nothing_to_update() -> None:
 def test_vanished_keys_are_those_missing_from_the_streamed_keys() -> None:
     assert missing_from(sql.Identifier("_sync_keys"), [ID]).as_string(None) == (
         'NOT EXISTS (SELECT 1 FROM "_sync_keys" AS k WHERE t."id" = "k"."id")'
+    )
+
+
+def test_one_scan_tells_which_staged_flags_hold_other_values() -> None:
+    assert upsert_sql.non_boolean_values(STAGE, ["flag", "on"]).as_string(None) == (
+        'SELECT coalesce(bool_or("flag" NOT IN (0, 1)), false),'
+        ' coalesce(bool_or("on" NOT IN (0, 1)), false) FROM "_sync_stage"'
     )
