@@ -25,7 +25,13 @@ from sync_assets.mysql import config
 from sync_assets.mysql.catalog import SourceTable
 from sync_assets.mysql.naming import mq
 from sync_assets.mysql.report import SyncReport
-from sync_assets.mysql.stream import StreamStats, copy_query, pipelined, read_chunks
+from sync_assets.mysql.stream import (
+    StreamStats,
+    abandon_unread,
+    copy_query,
+    pipelined,
+    read_chunks,
+)
 from sync_assets.mysql.types import ColumnMapping, enum_values
 
 
@@ -142,19 +148,10 @@ def copy_in_batches(
                 after_batch()
                 progress.update(stats.rows)
     except BaseException:
-        _abandon(my_cur)
+        abandon_unread(my_cur)
         raise
     _count_copied(job, stats)
     return stats
-
-
-def _abandon(cursor: Any) -> None:
-    """A result left unread mid-stream cannot be finished (pymysql would read the rest of it
-    when the cursor is collected): close the connection, the attempt starts over on a new one."""
-    result = getattr(cursor, "_result", None)
-    if result is not None and getattr(result, "unbuffered_active", False):
-        cursor.connection._force_close()
-        result.unbuffered_active = False
 
 
 class SourceCount:

@@ -182,9 +182,23 @@ def copy_query(
     stats = StreamStats()
     cur = mysql_conn.cursor()
     cur.execute(select_sql, params or None)
-    with pg_cur.copy(copy_sql) as copy:
-        for chunk in pipelined(read_chunks(cur, batch_rows, stats, fast)):
-            copy.write(chunk)
-            if progress is not None:
-                progress(stats.rows)
+    try:
+        with pg_cur.copy(copy_sql) as copy:
+            for chunk in pipelined(read_chunks(cur, batch_rows, stats, fast)):
+                copy.write(chunk)
+                if progress is not None:
+                    progress(stats.rows)
+    except BaseException:
+        abandon_unread(cur)
+        raise
     return stats
+
+
+def abandon_unread(cursor: Any) -> None:
+    """After a failure mid-stream: a result left unread cannot be finished (pymysql's SSCursor
+    would read all the rest when the cursor is collected, the rest of a large table), so the
+    connection is closed instead; the attempt starts over on a new one."""
+    result = getattr(cursor, "_result", None)
+    if result is not None and getattr(result, "unbuffered_active", False):
+        cursor.connection._force_close()
+        result.unbuffered_active = False
