@@ -6,7 +6,10 @@ deletes only committed files."""
 import contextlib
 import os
 import signal
+import tempfile
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import psycopg
@@ -110,7 +113,7 @@ def test_sigkill_between_commit_and_delete(
 # (its own thread: the download itself sees the error and retries).
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_connection_dropped_mid_download_resumes_at_the_offset(
-    sshd, known_hosts, pg_resource, pg_conn: psycopg.Connection, make_source
+    sshd, known_hosts, pg_resource, pg_conn: psycopg.Connection, make_source, tmp_path, monkeypatch
 ) -> None:
     """The server side of the connections dies mid-file; the run reconnects and reads on from
     the byte it had reached. Proof that the first bytes are not read again: while the server
@@ -118,9 +121,13 @@ def test_connection_dropped_mid_download_resumes_at_the_offset(
     mtime); the table must still hold the original lines."""
     expected = _write(sshd.root, {"big.csv": (1, BIG_LAST)})
     path = sshd.root / "big.csv"
+    big_size = path.stat().st_size
     source = make_source("sftp_drop", parallel_files=1, chunk_lines=50_000,
                          retry_backoff_seconds=0.2)  # fmt: skip
     sftp = make_sftp_resource(sshd, known_hosts)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # the run's download lands here
     result = {}
     run = threading.Thread(
         target=lambda: result.update(report=ingest_source(sftp, pg_resource, source))
@@ -128,12 +135,18 @@ def test_connection_dropped_mid_download_resumes_at_the_offset(
     run.start()
     listener = psutil.Process(sshd.process.pid)
     try:
-        # ~4 MB of the file served: more than the reads paramiko keeps in flight (2 MB), so
-        # the run has taken the file's first bytes. The sessions are frozen in the same poll
-        # that sees it, so the rest of the file is still to come.
-        frozen = wait_until(lambda: _freeze_when_served(sshd, 8_000_000) or not run.is_alive(),
-                            "big.csv partly served", timeout=120)  # fmt: skip
+        # The run has written 1 MB of the file to its local spool: it holds the first bytes
+        # (what the server has sent is no proof: paramiko's prefetch thread takes responses
+        # ahead of the download loop, which a loaded machine may not have run yet). The
+        # sessions are frozen in the same poll that sees it, so the rest is still to come.
+        frozen = wait_until(
+            lambda: _freeze_when(sshd, lambda: _spooled_bytes(spool) > 1_000_000)
+            or not run.is_alive(),
+            "big.csv partly downloaded",
+            timeout=120,
+        )
         assert run.is_alive(), result
+        assert _spooled_bytes(spool) < big_size, "the download ended before the freeze"
         for process in frozen:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()  # the server side of the SSH connections dies mid-file
@@ -146,15 +159,22 @@ def test_connection_dropped_mid_download_resumes_at_the_offset(
     assert ids_by_file(pg_conn, source) == expected  # original head: it was not read again
 
 
-def _freeze_when_served(sshd, threshold: int) -> list[psutil.Process]:
-    """SIGSTOP the SFTP sessions as soon as they have read `threshold` bytes, and sshd's
-    listener (no new connection is served until it is resumed); [] before."""
+def _spooled_bytes(spool: Path) -> int:
+    """Bytes in the files this process holds open under `spool` (the run's download sink:
+    an unnamed temporary file, seen through /proc/self/fd)."""
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed (or reused) meanwhile
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(f"{spool}/"):
+                total += os.fstat(int(fd)).st_size
+    return total
+
+
+def _freeze_when(sshd, ready: Callable[[], bool]) -> list[psutil.Process]:
+    """SIGSTOP the SFTP sessions, and sshd's listener (no new connection is served until it
+    is resumed), as soon as `ready()`; [] before."""
     sessions = sshd.session_processes()
-    served = 0
-    for process in sessions:
-        with contextlib.suppress(psutil.Error):
-            served += process.io_counters().read_chars
-    if served <= threshold:
+    if not sessions or not ready():
         return []
     psutil.Process(sshd.process.pid).suspend()
     for process in sessions:
