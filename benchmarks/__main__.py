@@ -79,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("".join(f"  [floor] {line}\n" for line in report.floor_context()), end="")
     print("".join(f"  [peer] {line}\n" for line in report.peer_lines()), end="")
     print("issue 18 targets, verdicts (this run's medians):\n" + report.verdicts_text())
+    print(
+        "the floors behind them, alone against the same limits (met: the floor leaves room;"
+        " NOT MET: out of reach for any sync doing this work):\n" + report.floor_verdicts_text()
+    )
     path = report.write_json(opts.results_dir)
     log(f"results written to {path}")
     if not report.ok:

@@ -7,7 +7,9 @@
 - the hand-made incremental: `mysql --batch` reading exactly the rows one change touched
   (the benchmark knows their timestamp) piped to `psql`, which copies them into a temporary
   table and upserts them in one transaction: what the servers must do at least for a change,
-  with no overlap window, no counts and no delete detection.
+  with no overlap window, no counts and no delete detection;
+- MariaDB's part of an exact incremental (and of a run with no change): the engine's
+  statements in one snapshot (window read and `COUNT(*)`), by `mysql` to /dev/null.
 
 Floor tables live in schema `bench_floor` of the run's PostgreSQL database, with the same
 primary key the sync must create, so both end in the same state.
@@ -144,6 +146,27 @@ class FloorRunner:
         upsert = self.servers.psql_argv(self.pg_db, "-1", "-f", str(script))
         bash = self._bash(f"{shlex.join(select)} | {shlex.join(upsert)}")
         return self._checked("incremental", run_measured(bash, env=self.env, probe=self.probe))
+
+    def mariadb_incremental(self, watermark: str, overlap_seconds: int) -> Measurement:
+        """MariaDB's part of an exact incremental, the statements the engine sends, by the
+        stock client to /dev/null: in one consistent snapshot the cursor's maximum, the rows
+        from `watermark - overlap` up to it, and `COUNT(*)` (the delete check needs the count
+        of the same snapshot, so it follows the read on the same connection)."""
+        table, cursor = f"`{dataset.TABLE}`", f"`{dataset.UPDATE_COLUMN}`"
+        statements = [
+            MRR_ON,
+            "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+            f"SELECT MAX({cursor}) INTO @upper FROM {table}",
+            f"SELECT * FROM {table} WHERE {cursor} >= CAST('{watermark}' AS DATETIME(6))"
+            f" - INTERVAL {int(overlap_seconds)} SECOND AND {cursor} <= @upper",
+            f"SELECT COUNT(*) FROM {table}",
+            "COMMIT",
+        ]
+        argv = self.servers.mysql_argv(
+            self.mysql_db, "--quick", "--batch", "--skip-column-names", "-e", "; ".join(statements)
+        )
+        measured = run_measured(self._bash(shlex.join(argv) + " > /dev/null"), env=self.env)
+        return self._checked("mariadb incremental", measured)
 
     def ftp_copy(self, corpus: Corpus) -> Measurement:
         self.reset_table(FTP_FLOOR_DDL, FTP_FLOOR_TABLE)

@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 
 from benchmarks.measure import Measurement
-from benchmarks.verdicts import ISSUE_18_TARGETS, judge_all, verdict_table
+from benchmarks.verdicts import FLOORS_OF_TARGETS, ISSUE_18_TARGETS, judge_all, verdict_table
 
 MB = 1_000_000
 PHASES = (
@@ -330,6 +330,13 @@ class Report:
     def verdicts_text(self) -> str:
         return verdict_table(self, ISSUE_18_TARGETS)
 
+    def floor_verdicts(self) -> list[dict[str, Any]]:
+        """Each target's floor alone, measured in this run, against the target's limit."""
+        return judge_all(self, FLOORS_OF_TARGETS)
+
+    def floor_verdicts_text(self) -> str:
+        return verdict_table(self, FLOORS_OF_TARGETS)
+
     def targets_text(self) -> str:
         return "\n".join(
             f"  [{'met' if t['met'] else 'NOT MET'}] {t['target']}: {t['measured']}"
@@ -365,6 +372,7 @@ class Report:
             "checks": self.checks,
             "targets": self.targets(),
             "verdicts": self.verdicts(),
+            "floor_verdicts": self.floor_verdicts(),
             "floor_context": self.floor_context(),
             "peers": self.peer_lines(),
             "ok": self.ok,

@@ -22,6 +22,7 @@ from benchmarks import dataset, many_tables, verify
 from benchmarks.corpus import Corpus, CorpusSpec, build_corpus, corpus_check
 from benchmarks.deletes import METHODS, DeleteBench, as_measurement, timed_full_load
 from benchmarks.floors import FLOOR_SCHEMA, FTP_FLOOR_TABLE, FloorRunner
+from benchmarks.ftp_like_floor import LikeForLikeFloor
 from benchmarks.measure import Measurement
 from benchmarks.peers import PGLOADER_SCHEMA, SLING_SCHEMA, PeerRunner, find_pgloader, find_sling
 from benchmarks.profile import summarise
@@ -36,7 +37,9 @@ from benchmarks.project import (
 )
 from benchmarks.report import Report, Row
 from benchmarks.servers import BenchServers
+from sync_assets.mysql.config import TableOptions
 
+OVERLAP = TableOptions(name=dataset.TABLE).overlap_seconds  # the engine's default window
 TIMESTAMP_TEXT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -233,14 +236,18 @@ class Suite:
                                   0, 0, floor="full_sync"))  # fmt: skip
         floor = self.report.add(Row("incremental_floor",
                                     "floor: changed rows, mysql | psql upsert", 0, 0))  # fmt: skip
+        mariadb = self.report.add(Row("incremental_mariadb", "floor: MariaDB's part, window"
+                                      " read + COUNT(*) in one snapshot", 0, 0))  # fmt: skip
         sling_row = None
         if self.sling_db:
             sling_row = self.report.add(Row("sling_incremental", "peer: Sling incremental, 1%",
                                             0, 0, floor="incremental"))  # fmt: skip
         for i in range(self.opts.repeats):
+            watermark = self.cursor_maximum()  # what the synced copies hold before the change
             since, changed_rows = self.change_one_percent(i + 1)
             measures: dict[str, tuple[Row, Callable[[], Measurement]]] = {
                 "floor": (floor, lambda since=since: floors.incremental(since)),
+                "mariadb": (mariadb, lambda w=watermark: floors.mariadb_incremental(w, OVERLAP)),
                 "sync": (row, lambda: self.checked_sync(
                     self.project.materialize(pg_db, MYSQL_ASSET), "incremental sync")),
             }  # fmt: skip
@@ -252,7 +259,7 @@ class Suite:
                 self.checkpoint()
                 target.samples.append(action())
                 log(f"{target.label}: {target.samples[-1].wall:.2f}s (round {i + 1})")
-            for r in (row, floor, sling_row):
+            for r in (row, floor, mariadb, sling_row):
                 if r is not None:
                     r.rows, r.data_bytes = changed_rows, int(changed_rows * per_row)
         self.compare_table("incremental floor (1%)", floor_db, FLOOR_SCHEMA)
@@ -267,6 +274,10 @@ class Suite:
                                    0, 0, floor="full_sync"))  # fmt: skip
         self.repeat(idle, lambda _: self.checked_sync(
             self.project.materialize(pg_db, MYSQL_ASSET), "no-change sync"))  # fmt: skip
+        idle_mariadb = self.report.add(Row("no_change_mariadb", "floor: MariaDB's part of a"
+                                           " no-change run, one snapshot", 0, 0))  # fmt: skip
+        watermark = self.cursor_maximum()
+        self.repeat(idle_mariadb, lambda _: floors.mariadb_incremental(watermark, OVERLAP))
         if self.sling_db and self.peers is not None:
             peers, sling_db = self.peers, self.sling_db
             idle_sling = self.report.add(Row("sling_no_change", "peer: Sling, no change", 0, 0,
@@ -277,6 +288,16 @@ class Suite:
         cli.samples.append(self.checked_sync(self.project.cli_materialize(pg_db, MYSQL_ASSET),
                                              "CLI no-change sync"))  # fmt: skip
         self.compare_table("no-change sync", pg_db)
+
+    def cursor_maximum(self) -> str:
+        """The cursor column's maximum in MariaDB (the watermark of a copy synced now)."""
+        with self.servers.mysql_connect(self.opts.mysql_db) as conn, conn.cursor() as cur:
+            column, table = dataset.UPDATE_COLUMN, dataset.TABLE
+            cur.execute(f"SELECT CAST(MAX(`{column}`) AS CHAR) FROM `{table}`")
+            (value,) = cur.fetchone() or ("",)
+        if not TIMESTAMP_TEXT.match(value or ""):
+            raise RuntimeError(f"unexpected cursor maximum from MariaDB: {value!r}")
+        return value
 
     def change_one_percent(self, round_number: int) -> tuple[str, int]:
         """Change a round's 1% of the rows; returns MySQL's time just before, and the count."""
@@ -326,10 +347,32 @@ class Suite:
         self.project.start_ftp(corpus.root)
         try:
             self.repeat(row, self.one_ftp_sync, self.opts.ftp_repeats)
+            self.ftp_like_floor(corpus, self.pg_dbs[-1])
             self.drop_pg_dbs()
             self.profile("ftp_sync", self.new_pg_db("profile"), FTP_ASSET)
         finally:
             self.project.stop_ftp()
+
+    def ftp_like_floor(self, corpus: Corpus, sync_db: str) -> None:
+        """`psql \\copy` of the corpus into the sync's own table, as the sync writes it
+        (benchmarks/ftp_like_floor.py), after the syncs: it clones their table."""
+        floor = LikeForLikeFloor(self.servers, self.new_pg_db("ftplike"), self.work_dir)
+        floor.prepare(corpus, sync_db, FTP_TARGET_SCHEMA, FTP_SOURCE)
+        self.servers.drop_pg_database(sync_db)  # the syncs' 1.7 GB out of the floor's way
+        self.pg_dbs.remove(sync_db)
+        like = self.report.add(
+            Row(
+                "ftp_floor_like",
+                "floor: psql \\copy like for like (the sync's table, provenance, commit per file)",
+                corpus.spec.rows,
+                corpus.raw_bytes,
+                floor="ftp_floor",
+            )
+        )
+        self.repeat(like, lambda _: floor.copy(), self.opts.ftp_repeats)
+        with self.servers.pg_connect(floor.pg_db) as conn:
+            actual = corpus_check(conn, FTP_TARGET_SCHEMA, FTP_SOURCE)
+        self.corpus_verdict("ftp floor, like for like", corpus, actual)
 
     def one_ftp_sync(self, i: int) -> Measurement:
         """One ingestion into a fresh database (its ledger empty); the last one is checked."""

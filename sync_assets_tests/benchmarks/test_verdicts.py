@@ -102,3 +102,36 @@ def test_a_many_tables_run_smaller_than_the_target_is_not_judged() -> None:
     report.rows["many_tables"].notes.update(tables=5, table_rows=100)
     assert "many_tables" not in _verdicts(report)
     assert "200 tables x 1,000 rows in one run <= 60 s" in report.verdicts_text()  # not measured
+
+
+def test_each_targets_floor_is_judged_alone_against_the_targets_limit() -> None:
+    report = _report(
+        _row("raw_pipe", 4.0),
+        _row("full_sync", 6.0, launch_to_step_start=1.0),
+        _row("operator_full_sync", 7.0, launch_to_step_start=2.0),
+        _row("incremental", 3.0, launch_to_step_start=1.2),
+        _row("incremental_mariadb", 0.6),
+        _row("sling_incremental", 1.0),
+        _row("no_change_mariadb", 0.2),
+        _row("sling_no_change", 0.5),
+        _row("deletes_keys", 2.0),
+        _row("deletes_ranges", 0.5, source_count_seconds=0.3),
+        _row("ftp_floor", 8.0),
+        _row("ftp_floor_like", 12.0),
+        _row("ftp_sync", 14.0),
+    )
+    floors = {v["key"]: (round(v["value"], 3), v["met"]) for v in report.floor_verdicts()}
+    assert floors == {
+        "full_vs_pipe": (1.25, True),  # (4 + 1) / 4: the pipe plus start-up leaves room
+        "operator_full_vs_pipe": (1.5, False),  # (4 + 2) / 4: out of reach through the CLI
+        "incremental_vs_sling": (0.6, False),
+        "no_change_vs_sling": (0.4, True),
+        "first_row_incremental": (1.2, True),
+        "first_row_operator_full": (2.0, False),
+        "deletes": (0.15, False),  # 0.3 / 2: the count alone is over 10%
+        "ftp": (0.667, False),  # 8 / 12: the sync's table costs a third more than the bare one
+        "ftp_like": (0.857, True),  # 12 / 14
+    }
+    text = report.floor_verdicts_text()
+    assert "raw pipe 4.00 s + start-up 2.00 s" in text
+    assert "COUNT(*) 0.30 s, full key stream 2.00 s" in text
