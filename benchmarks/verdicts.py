@@ -9,12 +9,19 @@ A target whose rows the run did not measure is listed as not measured, never gue
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from benchmarks.report import Report
+
+class Report(Protocol):
+    """The run's medians as the checks read them (`benchmarks.report.Report` is one; the
+    report imports this module, so nothing is imported back)."""
+
+    @property
+    def rows(self) -> Mapping[str, Any]: ...
+    def wall_of(self, key: str) -> float | None: ...
+    def extra_of(self, key: str, name: str) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -25,7 +32,7 @@ class Figure:
     compared: str
 
 
-FigureFn = Callable[["Report"], Figure | None]
+FigureFn = Callable[[Report], Figure | None]
 
 
 @dataclass(frozen=True)

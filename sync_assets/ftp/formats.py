@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import IO, TYPE_CHECKING, ClassVar
+from typing import IO, ClassVar, Protocol
 
 from sync_assets.core.pg import MAX_IDENTIFIER_BYTES, short_hash, with_suffix
 from sync_assets.core.settings import ConfigError
@@ -26,8 +26,30 @@ from sync_assets.ftp.quoting import outside_quotes, sample_records
 from sync_assets.ftp.sampling import ValueSample, blocks, fill, further_texts
 from sync_assets.ftp.transcode import UTF16_BOMS, is_utf16
 
-if TYPE_CHECKING:  # config imports this module's registry
-    from sync_assets.ftp.config import SourceConfig
+
+class FormatSettings(Protocol):
+    """What detection and parsing read of a source (`ftp.config.SourceConfig` is one): the
+    registry stays below the configuration that names its formats, with no import back."""
+
+    @property
+    def format(self) -> str: ...
+    @property
+    def delimiter(self) -> str | None: ...
+    @property
+    def encoding(self) -> str | None: ...
+    @property
+    def decimal(self) -> str | None: ...
+    @property
+    def thousands(self) -> str | None: ...
+    @property
+    def skip_lines(self) -> int: ...
+    @property
+    def header(self) -> bool: ...
+    @property
+    def null_values(self) -> tuple[str, ...]: ...
+    @property
+    def regex(self) -> str | None: ...
+
 
 SAMPLE_BYTES = 64 * 1024
 DELIMITERS = (";", ",", "\t", "|")
@@ -142,14 +164,14 @@ class Detection:
 
 
 def detect_format(
-    name: str, sample: bytes, source: SourceConfig, compressed: bool = False
+    name: str, sample: bytes, source: FormatSettings, compressed: bool = False
 ) -> FileFormat:
     """Decide how to read a file from its name, the source's options and its first bytes."""
     return detect(name, sample, source, compressed).fmt
 
 
 def detect_stream(
-    name: str, stream: IO[bytes], source: SourceConfig, compressed: bool = False
+    name: str, stream: IO[bytes], source: FormatSettings, compressed: bool = False
 ) -> Detection:
     """`detect` on the stream's head, reading on (bounded, see sampling.py) while the head
     does not settle every column; the stream is left at its start."""
@@ -161,7 +183,7 @@ def detect_stream(
 def detect(
     name: str,
     sample: bytes,
-    source: SourceConfig,
+    source: FormatSettings,
     compressed: bool = False,
     more: Iterable[bytes] = (),
 ) -> Detection:
@@ -356,12 +378,17 @@ class LogFormat:
         return False
 
     def detect(
-        self, name: str, lines: Sequence[str], source: SourceConfig, encoding: str, compressed: bool
+        self,
+        name: str,
+        lines: Sequence[str],
+        source: FormatSettings,
+        encoding: str,
+        compressed: bool,
     ) -> FileFormat:
         return FileFormat(self.kind, encoding, compressed=compressed)
 
     def sample_values(
-        self, fmt: FileFormat, lines: Sequence[str], further: Iterator[str], source: SourceConfig
+        self, fmt: FileFormat, lines: Sequence[str], further: Iterator[str], source: FormatSettings
     ) -> Detection:
         """`fmt` completed from the values of the sampled `lines` (and `further` ones)."""
         return Detection(fmt)
@@ -389,7 +416,12 @@ class CsvFormat(LogFormat):
         return _detect_delimiter(lines) is not None
 
     def detect(
-        self, name: str, lines: Sequence[str], source: SourceConfig, encoding: str, compressed: bool
+        self,
+        name: str,
+        lines: Sequence[str],
+        source: FormatSettings,
+        encoding: str,
+        compressed: bool,
     ) -> FileFormat:
         delimiter = source.delimiter or self.default_delimiter
         if not delimiter and format_for_name(name) is LOG_FORMATS["tsv"]:
@@ -406,7 +438,7 @@ class CsvFormat(LogFormat):
         )
 
     def sample_values(
-        self, fmt: FileFormat, lines: Sequence[str], further: Iterator[str], source: SourceConfig
+        self, fmt: FileFormat, lines: Sequence[str], further: Iterator[str], source: FormatSettings
     ) -> Detection:
         """The values of each column, past empty stretches; the decimal separator from them
         (unless configured): `12,5` against `12.5`, a point when no value shows either."""
@@ -462,7 +494,12 @@ class TextFormat(LogFormat):
         return True  # whatever else a file is not
 
     def detect(
-        self, name: str, lines: Sequence[str], source: SourceConfig, encoding: str, compressed: bool
+        self,
+        name: str,
+        lines: Sequence[str],
+        source: FormatSettings,
+        encoding: str,
+        compressed: bool,
     ) -> FileFormat:
         return FileFormat(self.kind, encoding, regex=source.regex, compressed=compressed)
 
