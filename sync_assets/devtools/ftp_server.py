@@ -38,10 +38,14 @@ class FTPServerHandle:
     server: ThreadedFTPServer
     thread: threading.Thread
     handler: type[FTPHandler] = field(default=FTPHandler)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:
-        self.server.close_all()
+        """End the accept loop, then close every socket: closing them under a loop still
+        polling them makes its thread die with EBADF."""
+        self.stopping.set()
         self.thread.join(timeout=10)
+        self.server.close_all()
 
 
 def start_ftp_server(
@@ -67,9 +71,15 @@ def start_ftp_server(
     handler.banner = "sync_assets test FTP server ready."
     server = ThreadedFTPServer((host, port), handler)
     server.max_cons = 256
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"timeout": 0.2, "blocking": True}, daemon=True
-    )
+    stopping = threading.Event()
+
+    def serve() -> None:  # one poll at a time, so that `stop` can end the loop first
+        while not stopping.is_set():
+            server.serve_forever(timeout=0.1, blocking=False, handle_exit=False)
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     host, bound_port = server.address[:2]
-    return FTPServerHandle(host, bound_port, user, password, root, mlsd, server, thread, handler)
+    return FTPServerHandle(
+        host, bound_port, user, password, root, mlsd, server, thread, handler, stopping
+    )
