@@ -59,8 +59,22 @@ COPY_OPTIONS = "WITH (FORMAT text, NULL 'NULL')"
 MRR_ON = "SET SESSION optimizer_switch = 'mrr=on,mrr_cost_based=off'"
 
 
-def _psql_literal(text: str) -> str:
+def psql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def copy_source(path: Path) -> str:
+    """What `\\copy ... FROM` reads a corpus file from: the file, or `gzip -dc` of it."""
+    if path.name.endswith(".gz"):
+        return "PROGRAM " + psql_literal("gzip -dc " + shlex.quote(str(path)))
+    return psql_literal(str(path))
+
+
+def checked(what: str, m: Measurement) -> Measurement:
+    """`m`, or an error naming the floor when its command failed."""
+    if m.returncode != 0:
+        raise RuntimeError(f"floor {what!r} failed ({m.returncode}): {m.stderr.strip()[-500:]}")
+    return m
 
 
 class FloorRunner:
@@ -88,11 +102,6 @@ class FloorRunner:
     def _bash(self, script: str) -> list[str]:
         return ["bash", "-o", "pipefail", "-c", script]
 
-    def _checked(self, what: str, m: Measurement) -> Measurement:
-        if m.returncode != 0:
-            raise RuntimeError(f"floor {what!r} failed ({m.returncode}): {m.stderr.strip()[-500:]}")
-        return m
-
     def reset_table(self, ddl: str, table: str) -> None:
         with self.servers.pg_connect(self.pg_db) as conn:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {FLOOR_SCHEMA}")
@@ -107,7 +116,7 @@ class FloorRunner:
 
     def mysql_read(self) -> Measurement:
         script = shlex.join(self._select_argv()) + " > /dev/null"
-        return self._checked("mysql read", run_measured(self._bash(script), env=self.env))
+        return checked("mysql read", run_measured(self._bash(script), env=self.env))
 
     def _psql_copy(self, source: str) -> list[str]:
         command = f"\\copy {FLOOR_SCHEMA}.{dataset.TABLE} FROM {source} {COPY_OPTIONS}"
@@ -115,13 +124,13 @@ class FloorRunner:
 
     def pg_copy_file(self) -> Measurement:
         self.reset_table(FLOOR_TABLE_DDL, dataset.TABLE)
-        argv = self._psql_copy(_psql_literal(str(self.tsv_path)))
-        return self._checked("pg copy", run_measured(argv, env=self.env, probe=self.probe))
+        argv = self._psql_copy(psql_literal(str(self.tsv_path)))
+        return checked("pg copy", run_measured(argv, env=self.env, probe=self.probe))
 
     def raw_pipe(self) -> Measurement:
         self.reset_table(FLOOR_TABLE_DDL, dataset.TABLE)
         script = f"{shlex.join(self._select_argv())} | {shlex.join(self._psql_copy('pstdin'))}"
-        return self._checked("raw pipe", run_measured(self._bash(script), env=self.env,
+        return checked("raw pipe", run_measured(self._bash(script), env=self.env,
                                                       probe=self.probe))  # fmt: skip
 
     def incremental(self, since: str) -> Measurement:
@@ -145,7 +154,7 @@ class FloorRunner:
         )  # fmt: skip
         upsert = self.servers.psql_argv(self.pg_db, "-1", "-f", str(script))
         bash = self._bash(f"{shlex.join(select)} | {shlex.join(upsert)}")
-        return self._checked("incremental", run_measured(bash, env=self.env, probe=self.probe))
+        return checked("incremental", run_measured(bash, env=self.env, probe=self.probe))
 
     def mariadb_incremental(self, watermark: str, overlap_seconds: int) -> Measurement:
         """MariaDB's part of an exact incremental, the statements the engine sends, by the
@@ -166,7 +175,7 @@ class FloorRunner:
             self.mysql_db, "--quick", "--batch", "--skip-column-names", "-e", "; ".join(statements)
         )
         measured = run_measured(self._bash(shlex.join(argv) + " > /dev/null"), env=self.env)
-        return self._checked("mariadb incremental", measured)
+        return checked("mariadb incremental", measured)
 
     def ftp_copy(self, corpus: Corpus) -> Measurement:
         self.reset_table(FTP_FLOOR_DDL, FTP_FLOOR_TABLE)
@@ -174,11 +183,9 @@ class FloorRunner:
         options = "WITH (FORMAT csv, DELIMITER ';', HEADER true)"
         lines = []
         for path in corpus.paths():
-            source = _psql_literal(str(path))
-            if path.name.endswith(".gz"):
-                source = "PROGRAM " + _psql_literal("gzip -dc " + shlex.quote(str(path)))
+            source = copy_source(path)
             lines.append(f"\\copy {FLOOR_SCHEMA}.{FTP_FLOOR_TABLE} FROM {source} {options}")
         script.write_text("\n".join(lines) + "\n", encoding="utf-8")
         argv = self.servers.psql_argv(self.pg_db, "-1", "-f", str(script))
         measured = run_measured(argv, env=self.env, probe=self.probe, mysql_server=False)
-        return self._checked("ftp copy", measured)
+        return checked("ftp copy", measured)

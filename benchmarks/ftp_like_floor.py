@@ -19,7 +19,6 @@ are committed). This floor does exactly that much with the stock client:
 from __future__ import annotations
 
 import gzip
-import shlex
 import subprocess
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.corpus import FILE_MTIME, HEADER, Corpus
+from benchmarks.floors import checked, copy_source, psql_literal
 from benchmarks.measure import Measurement, PgProbe, run_measured
 from benchmarks.servers import BenchServers
 from sync_assets.core.pg import META_SCHEMA
@@ -77,10 +77,6 @@ def clone_schema(servers: BenchServers, from_db: str, to_db: str, schemas: list[
                    capture_output=True)  # fmt: skip
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def copy_script(files: list[tuple[str, Path]], schema: str, table: str) -> str:
     """The psql script: per file one transaction, its provenance settings, its `\\copy`."""
     columns = ", ".join(f'"{c}"' for c in ["_line_number", *HEADER.split(";")])
@@ -91,16 +87,13 @@ def copy_script(files: list[tuple[str, Path]], schema: str, table: str) -> str:
         values = {"_source_file": remote, "_file_version": "1", "_file_mtime": mtime,
                   "_run_id": run_id}  # fmt: skip
         settings = ", ".join(
-            f"set_config({_literal(SETTINGS[column][0])}, {_literal(value)}, true)"
+            f"set_config({psql_literal(SETTINGS[column][0])}, {psql_literal(value)}, true)"
             for column, value in values.items()
         )
-        source = _literal(str(local))
-        if local.name.endswith(".gz"):
-            source = "PROGRAM " + _literal("gzip -dc " + shlex.quote(str(local)))
         lines += [
             "BEGIN;",
             f"SELECT {settings} \\g /dev/null",
-            f'\\copy "{schema}"."{table}" ({columns}) FROM {source}'
+            f'\\copy "{schema}"."{table}" ({columns}) FROM {copy_source(local)}'
             " WITH (FORMAT text, DELIMITER ';', NULL '', ENCODING 'UTF8')",
             "COMMIT;",
         ]
@@ -128,6 +121,4 @@ class LikeForLikeFloor:
         argv = self.servers.psql_argv(self.pg_db, "-f", str(self.script))
         m = run_measured(argv, env=self.servers.client_env(), probe=self.probe,
                          mysql_server=False)  # fmt: skip
-        if m.returncode != 0:
-            raise RuntimeError(f"like-for-like FTP floor failed: {m.stderr.strip()[-500:]}")
-        return m
+        return checked("ftp copy like for like", m)

@@ -137,24 +137,14 @@ class _Sampler(threading.Thread):
                 conn.close()
 
     def _wait_for_next_sample(self, conn: psycopg.Connection | None) -> None:
-        """SAMPLE_SECONDS; while no row has shown yet, poll PostgreSQL's COPY progress
-        meanwhile, every FIRST_ROW_POLL_SECONDS."""
+        """SAMPLE_SECONDS; while no row has shown yet, poll PostgreSQL meanwhile, every
+        FIRST_ROW_POLL_SECONDS."""
         until = time.monotonic() + SAMPLE_SECONDS
         while conn is not None and self.first_row is None and time.monotonic() < until:
             if self._stop_event.wait(FIRST_ROW_POLL_SECONDS):
                 return
-            self._poll_first_row(conn)
+            self._poll_pg(conn)
         self._stop_event.wait(max(0.0, until - time.monotonic()))
-
-    def _poll_first_row(self, conn: psycopg.Connection) -> None:
-        assert self.probe is not None
-        row = conn.execute(
-            "SELECT 1 FROM pg_stat_progress_copy WHERE datname = ANY(%s) AND tuples_processed > 0"
-            " LIMIT 1",
-            (self.probe.databases,),
-        ).fetchone()
-        if row is not None and self.first_row is None:
-            self.first_row = time.monotonic() - self.start_time
 
     def _connect_probe(self) -> psycopg.Connection | None:
         if self.probe is None:
