@@ -28,7 +28,7 @@ PHASES = (
 ALSO_IN_TARGETS = ("full_vs_sling", "incremental_vs_sling", "no_change_vs_sling", "deletes")
 METADATA_SHOWN = (
     "mode", "rows_read", "rows_inserted", "rows_updated", "rows_deleted", "files_loaded",
-    "rows_loaded", "rows_rejected", "duration_seconds",
+    "rows_loaded", "rows_rejected", "duration_seconds", "stable_wait_seconds",
 )  # fmt: skip
 
 

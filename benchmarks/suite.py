@@ -119,6 +119,7 @@ class Suite:
             "launch_to_step_end": result.since_launch("last_STEP_SUCCESS"),
             "launch_to_runner_done": result.since_launch("finished"),
             "step_seconds": _step_seconds(result),
+            "stable_wait_seconds": _metadata_sum(result, "stable_wait_seconds"),
             "metadata": result.report.get("materialized", {}),
         }
         return m
@@ -512,6 +513,16 @@ class Suite:
                 with self.servers.mysql_connect() as conn:
                     dataset.drop_table(conn, self.opts.mysql_db)
         return self.report
+
+
+def _metadata_sum(result: SyncResult, name: str) -> float | None:
+    """`name` summed over the run's materialisations that report it (None if none does)."""
+    values = [
+        float(meta[name])
+        for meta in result.report.get("materialized", {}).values()
+        if isinstance(meta.get(name), int | float)
+    ]
+    return sum(values) if values else None
 
 
 def _step_seconds(result: SyncResult) -> float | None:

@@ -83,6 +83,7 @@ def _metadata(
         "rows_rejected": report.rows_rejected,
         "bytes_read": report.bytes_read,
         "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
+        "stable_wait_seconds": dg.MetadataValue.float(round(report.stable_wait_seconds, 3)),
         "ftp_reconnects": report.reconnects,
         "rows_loaded_this_run": report.rows_loaded,
         # Text columns this run's files would have made numeric (loaded as text): docs/ftp.md.

@@ -218,6 +218,7 @@ class _Run:
             outcomes = pool.run(lambda: self._second_look(looks))
         finally:
             before = counter.result()
+            self.report.stable_wait_seconds = looks.wait_seconds
         committed = sum(o.rows_loaded for o in outcomes if o.status in ("loaded", "rejected"))
         self.report.table_rows = None if before is None else before + committed
         self.report.files = outcomes

@@ -49,6 +49,9 @@ class StableLooks:
         self._verdicts: dict[str, Verdict] = {}
         self._settled = threading.Event()
         self._aborted = False
+        self._first_wait: float | None = None  # when a worker first had to wait for the look
+        self._settled_at: float | None = None
+        self._lock = threading.Lock()
 
     def settle(self, second: dict[str, Snapshot | None]) -> None:
         """Judge every file: present both times, unchanged, and old enough now."""
@@ -63,6 +66,7 @@ class StableLooks:
                 self._verdicts[path] = "too_young"
             else:
                 self._verdicts[path] = look2
+        self._settled_at = time.monotonic()
         self._settled.set()
 
     def abort(self) -> None:
@@ -82,10 +86,22 @@ class StableLooks:
 
     def verdict(self, path: str) -> Verdict:
         """Waits for the second look."""
+        if not self._settled.is_set():
+            with self._lock:
+                if self._first_wait is None:
+                    self._first_wait = time.monotonic()
         self._settled.wait()
         if self._aborted:
             raise RunStoppedError("the run stopped before the second look")
         return self._verdicts[path]
+
+    @property
+    def wait_seconds(self) -> float:
+        """From the first worker waiting for the second look to that look (0 if none waited):
+        the part of a run that the stable-file rule alone holds up, like a fixed start-up."""
+        if self._first_wait is None or self._settled_at is None:
+            return 0.0
+        return max(0.0, self._settled_at - self._first_wait)
 
     def confirm(self, path: str, snap: Snapshot) -> str | None:
         """None if the second look confirmed `snap` (what was read); else why not."""

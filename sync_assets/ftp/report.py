@@ -54,6 +54,8 @@ class IngestReport:
     failed_files: dict[str, str] = field(default_factory=dict)
     # Bytes of the waiting files not loaded yet (the backlog in bytes).
     backlog_bytes: int = 0
+    # How long loaded files waited for the stable-file rule's second look (StableLooks).
+    stable_wait_seconds: float = 0.0
 
     def _count(self, *statuses: str) -> int:
         return sum(1 for f in self.files if f.status in statuses)

@@ -118,7 +118,7 @@ def test_each_targets_floor_is_judged_alone_against_the_targets_limit() -> None:
         _row("deletes_ranges", 0.5, source_count_seconds=0.3),
         _row("ftp_floor", 8.0),
         _row("ftp_floor_like", 12.0),
-        _row("ftp_sync", 14.0),
+        _row("ftp_sync", 14.0, stable_wait_seconds=1.8),
     )
     floors = {v["key"]: (round(v["value"], 3), v["met"]) for v in report.floor_verdicts()}
     assert floors == {
@@ -131,7 +131,9 @@ def test_each_targets_floor_is_judged_alone_against_the_targets_limit() -> None:
         "deletes": (0.15, False),  # 0.3 / 2: the count alone is over 10%
         "ftp": (0.667, False),  # 8 / 12: the sync's table costs a third more than the bare one
         "ftp_like": (0.857, True),  # 12 / 14
+        "ftp_like_steady": (0.984, True),  # 12 / (14 - 1.8): the rule's wait stated apart
     }
     text = report.floor_verdicts_text()
     assert "raw pipe 4.00 s + start-up 2.00 s" in text
     assert "COUNT(*) 0.30 s, full key stream 2.00 s" in text
+    assert "like for like 12.00 s, ours 14.00 s less 1.80 s" in text

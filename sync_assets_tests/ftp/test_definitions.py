@@ -66,6 +66,7 @@ def test_materialisation_reports_metadata_and_warns_on_rejects(
     assert columns["ts"] == "timestamp with time zone" and columns["v"] == "bigint"
     assert meta["newest_record"].value == datetime(2026, 11, 28, 10, tzinfo=UTC).timestamp()
     assert meta["lag_seconds"].value > 0
+    assert 0 <= meta["stable_wait_seconds"].value < 1  # stable_seconds 0: next to no wait
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     check = checks[CHECK_NAME]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN

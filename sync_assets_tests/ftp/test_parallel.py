@@ -15,7 +15,7 @@ from pyftpdlib.handlers import FTPHandler
 from sync_assets.core.settings import ConfigError
 from sync_assets.ftp.config import load_sources
 from sync_assets.ftp.ingest import ingest_source
-from sync_assets.ftp.parallel import SchemaGate
+from sync_assets.ftp.parallel import SchemaGate, Snapshot, StableLooks
 from sync_assets_tests.conftest import make_ftp_resource
 from sync_assets_tests.ftp.conftest import column_types, ledger, rows, write_file
 from sync_assets_tests.ftp.test_exactly_once import _csv, _ids, _run_child_until_killed
@@ -139,6 +139,7 @@ def test_files_read_during_the_stable_pause_commit_only_if_the_second_look_agree
     # ... but only the one the second look confirmed was committed (and deleted).
     assert {f.path: f.status for f in report.files} == {"/b.csv": "loaded",
                                                         "/late.csv": "unstable"}  # fmt: skip
+    assert 0 < report.stable_wait_seconds <= listings[-1] - started + 1  # they waited for it
     assert report.deleted == ["/b.csv"]
     assert "/late.csv" not in ledger(pg_conn, source)
     assert _ids(pg_conn, source) == list(range(1, 11))
@@ -270,3 +271,27 @@ def test_a_file_is_durable_before_its_delete(ftp_server, pg_resource, pg_conn, m
         pg_conn.execute(f"DROP TABLE {seen}")
     assert settings["/b.csv"] == ("on" if delete else "off")
     assert (ftp_server.root / "b.csv").exists() != delete  # deleted only in the deleting run
+
+
+def test_stable_looks_measure_the_wait_for_the_second_look() -> None:
+    """Nobody waited: 0. A worker waiting for the look: from its wait to the look."""
+    assert _settled_after_a_wait(0.0) == 0.0
+    waited = _settled_after_a_wait(0.3)
+    assert 0.3 <= waited < 30
+
+
+def _settled_after_a_wait(pause: float) -> float:
+    looks = StableLooks({"/a.csv": Snapshot(5, None)}, min_age_seconds=0)
+    if pause == 0:
+        looks.settle(looks.first)
+        assert looks.verdict("/a.csv") == Snapshot(5, None)
+        return looks.wait_seconds
+    waiting = threading.Thread(target=looks.verdict, args=("/a.csv",))
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while looks._first_wait is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the worker is really waiting
+    time.sleep(pause)
+    looks.settle(looks.first)
+    waiting.join()
+    return looks.wait_seconds
