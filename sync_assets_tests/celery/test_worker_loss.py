@@ -33,7 +33,10 @@ from sync_assets_tests.reliability.conftest import wait_until
 pytestmark = [pytest.mark.celery, pytest.mark.timeout(900)]
 
 BIG_ROWS = 400_000
-BIG_FILE_LINES = 200_000
+# Big enough that the file's COPYs stay in flight for about a second in all: the probe polls
+# every 0.05 s, and 200,000 lines (3.6 MB) loaded in about 0.2 s on a quiet machine, so a
+# probe could miss every COPY and see the run end first.
+BIG_FILE_LINES = 1_000_000
 
 
 def copying_worker(deployment: Deployment, workers: list[Worker], min_rows: int) -> Worker | None:
