@@ -273,25 +273,21 @@ def test_a_file_is_durable_before_its_delete(ftp_server, pg_resource, pg_conn, m
     assert (ftp_server.root / "b.csv").exists() != delete  # deleted only in the deleting run
 
 
-def test_stable_looks_measure_the_wait_for_the_second_look() -> None:
-    """Nobody waited: 0. A worker waiting for the look: from its wait to the look."""
-    assert _settled_after_a_wait(0.0) == 0.0
-    waited = _settled_after_a_wait(0.3)
-    assert 0.3 <= waited < 30
-
-
-def _settled_after_a_wait(pause: float) -> float:
+def test_stable_looks_report_no_wait_when_nobody_waited() -> None:
     looks = StableLooks({"/a.csv": Snapshot(5, None)}, min_age_seconds=0)
-    if pause == 0:
-        looks.settle(looks.first)
-        assert looks.verdict("/a.csv") == Snapshot(5, None)
-        return looks.wait_seconds
+    looks.settle(looks.first)
+    assert looks.verdict("/a.csv") == Snapshot(5, None)
+    assert looks.wait_seconds == 0.0
+
+
+def test_stable_looks_measure_a_workers_wait_for_the_second_look() -> None:
+    looks = StableLooks({"/a.csv": Snapshot(5, None)}, min_age_seconds=0)
     waiting = threading.Thread(target=looks.verdict, args=("/a.csv",))
     waiting.start()
     deadline = time.monotonic() + 30
     while looks._first_wait is None and time.monotonic() < deadline:
         time.sleep(0.01)  # until the worker is really waiting
-    time.sleep(pause)
+    time.sleep(0.3)
     looks.settle(looks.first)
     waiting.join()
-    return looks.wait_seconds
+    assert 0.3 <= looks.wait_seconds < 30
