@@ -9,7 +9,10 @@
   table and upserts them in one transaction: what the servers must do at least for a change,
   with no overlap window, no counts and no delete detection;
 - MariaDB's part of an exact incremental (and of a run with no change): the engine's
-  statements in one snapshot (window read and `COUNT(*)`), by `mysql` to /dev/null.
+  statements in one snapshot (window read and `COUNT(*)`), by `mysql` to /dev/null;
+- the exact incremental by hand: the same statements in one snapshot piped to `psql`, which
+  upserts the window's rows (leaving unchanged ones alone) and counts the target in one
+  transaction, both counts compared: everything an exact run must do, by the stock tools.
 
 Floor tables live in schema `bench_floor` of the run's PostgreSQL database, with the same
 primary key the sync must create, so both end in the same state.
@@ -28,10 +31,11 @@ from benchmarks.servers import BenchServers
 
 FLOOR_SCHEMA = "bench_floor"
 FTP_FLOOR_TABLE = "ftp_lines"
+FLOOR_TABLE = f"{FLOOR_SCHEMA}.{dataset.TABLE}"
 
 # The legacy table as a careful hand-written sync would type it in PostgreSQL.
 FLOOR_TABLE_DDL = f"""
-CREATE TABLE {FLOOR_SCHEMA}.{dataset.TABLE} (
+CREATE TABLE {FLOOR_TABLE} (
   id integer PRIMARY KEY,
   customer varchar(64) NOT NULL,
   city varchar(48) NOT NULL,
@@ -68,6 +72,21 @@ def copy_source(path: Path) -> str:
     if path.name.endswith(".gz"):
         return "PROGRAM " + psql_literal("gzip -dc " + shlex.quote(str(path)))
     return psql_literal(str(path))
+
+
+def upsert_script(only_changed: bool = False) -> str:
+    """psql: copy stdin into a temporary table, then upsert it into the floor's table; with
+    `only_changed`, rows equal to the stored ones are left alone (no new row version)."""
+    others = [c for c in dataset.COLUMNS if c != dataset.PRIMARY_KEY]
+    skip_equal = " WHERE (t.*) IS DISTINCT FROM (EXCLUDED.*)" if only_changed else ""
+    return (
+        f"CREATE TEMP TABLE changed (LIKE {FLOOR_TABLE}) ON COMMIT DROP;\n"
+        f"\\copy changed FROM pstdin {COPY_OPTIONS}\n"
+        f"INSERT INTO {FLOOR_TABLE} AS t SELECT * FROM changed"
+        f" ON CONFLICT ({dataset.PRIMARY_KEY}) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in others)
+        + f"{skip_equal};\n"
+    )
 
 
 def checked(what: str, m: Measurement) -> Measurement:
@@ -119,7 +138,7 @@ class FloorRunner:
         return checked("mysql read", run_measured(self._bash(script), env=self.env))
 
     def _psql_copy(self, source: str) -> list[str]:
-        command = f"\\copy {FLOOR_SCHEMA}.{dataset.TABLE} FROM {source} {COPY_OPTIONS}"
+        command = f"\\copy {FLOOR_TABLE} FROM {source} {COPY_OPTIONS}"
         return self.servers.psql_argv(self.pg_db, "-c", command)
 
     def pg_copy_file(self) -> Measurement:
@@ -135,18 +154,8 @@ class FloorRunner:
 
     def incremental(self, since: str) -> Measurement:
         """Upsert the rows whose `last_update` is at or after `since` (MySQL's own clock)."""
-        table = f"{FLOOR_SCHEMA}.{dataset.TABLE}"
-        others = [c for c in dataset.COLUMNS if c != dataset.PRIMARY_KEY]
         script = self.work_dir / "incremental_floor.psql"
-        script.write_text(
-            "CREATE TEMP TABLE changed (LIKE " + table + ") ON COMMIT DROP;\n"
-            f"\\copy changed FROM pstdin {COPY_OPTIONS}\n"
-            f"INSERT INTO {table} AS t SELECT * FROM changed"
-            f" ON CONFLICT ({dataset.PRIMARY_KEY}) DO UPDATE SET "
-            + ", ".join(f"{c} = EXCLUDED.{c}" for c in others)
-            + ";\n",
-            encoding="utf-8",
-        )
+        script.write_text(upsert_script(), encoding="utf-8")
         select = self.servers.mysql_argv(
             self.mysql_db, "--quick", "--batch", "--skip-column-names", "-e",
             f"{MRR_ON}; SELECT * FROM `{dataset.TABLE}`"
@@ -156,11 +165,10 @@ class FloorRunner:
         bash = self._bash(f"{shlex.join(select)} | {shlex.join(upsert)}")
         return checked("incremental", run_measured(bash, env=self.env, probe=self.probe))
 
-    def mariadb_incremental(self, watermark: str, overlap_seconds: int) -> Measurement:
-        """MariaDB's part of an exact incremental, the statements the engine sends, by the
-        stock client to /dev/null: in one consistent snapshot the cursor's maximum, the rows
-        from `watermark - overlap` up to it, and `COUNT(*)` (the delete check needs the count
-        of the same snapshot, so it follows the read on the same connection)."""
+    def _exact_window_argv(self, watermark: str, overlap_seconds: int) -> list[str]:
+        """`mysql` sending, in one consistent snapshot, the cursor's maximum, the rows from
+        `watermark - overlap` up to it, then `COUNT(*)` (the delete check needs the count of
+        the same snapshot, so it follows the read on the same connection)."""
         table, cursor = f"`{dataset.TABLE}`", f"`{dataset.UPDATE_COLUMN}`"
         statements = [
             MRR_ON,
@@ -171,11 +179,39 @@ class FloorRunner:
             f"SELECT COUNT(*) FROM {table}",
             "COMMIT",
         ]
-        argv = self.servers.mysql_argv(
+        return self.servers.mysql_argv(
             self.mysql_db, "--quick", "--batch", "--skip-column-names", "-e", "; ".join(statements)
         )
+
+    def mariadb_incremental(self, watermark: str, overlap_seconds: int) -> Measurement:
+        """MariaDB's part of an exact incremental, the statements the engine sends, by the
+        stock client to /dev/null (`_exact_window_argv`)."""
+        argv = self._exact_window_argv(watermark, overlap_seconds)
         measured = run_measured(self._bash(shlex.join(argv) + " > /dev/null"), env=self.env)
         return checked("mariadb incremental", measured)
+
+    def exact_incremental(self, watermark: str, overlap_seconds: int) -> Measurement:
+        """An exact incremental by the stock tools: `mysql` sends, in one consistent snapshot,
+        the overlap window's rows then `COUNT(*)`; awk splits the count off (the last line);
+        `psql` copies the rows into a temporary table, upserts them (rows read again unchanged
+        are left alone) and counts the target, in one transaction. The two counts must agree
+        (the benchmark's change deletes nothing): the delete check every exact run makes."""
+        script = self.work_dir / "exact_incremental_floor.psql"
+        upsert_sql = upsert_script(only_changed=True)
+        script.write_text(f"{upsert_sql}SELECT count(*) FROM {FLOOR_TABLE};\n", encoding="utf-8")
+        count_file = self.work_dir / "exact_incremental_mariadb_count"
+        select = self._exact_window_argv(watermark, overlap_seconds)
+        split = ["awk", "-v", f"count_file={count_file}",
+                 "NR > 1 { print held } { held = $0 } END { print held > count_file }"]  # fmt: skip
+        upsert = self.servers.psql_argv(self.pg_db, "-1", "-A", "-t", "-f", str(script))
+        pipe = " | ".join(shlex.join(argv) for argv in (select, split, upsert))
+        bash = self._bash(f"{pipe} && cat {shlex.quote(str(count_file))}")
+        measured = checked("exact incremental", run_measured(bash, env=self.env,
+                                                             probe=self.probe))  # fmt: skip
+        counts = measured.stdout.split()
+        if len(counts) != 2 or counts[0] != counts[1]:
+            raise RuntimeError(f"floor 'exact incremental': counts differ: {counts}")
+        return measured
 
     def ftp_copy(self, corpus: Corpus) -> Measurement:
         self.reset_table(FTP_FLOOR_DDL, FTP_FLOOR_TABLE)

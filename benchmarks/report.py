@@ -283,6 +283,10 @@ class Report:
             lines.append(
                 f"incremental sync's step work / the hand-made incremental: {work_incr / hand:.2f}x"
             )
+        exact = self.wall_of("incremental_exact")
+        if exact and work_incr:
+            ratio = work_incr / exact
+            lines.append(f"incremental step work / the exact incremental by hand: {ratio:.2f}x")
         return lines + self.deletes_context()
 
     def peer_lines(self) -> list[str]:

@@ -227,11 +227,15 @@ class Suite:
 
     def incremental_syncs(self, pg_db: str) -> None:
         """Each round changes a different 1% of the rows, then measures, each after a
-        checkpoint, the asset and the hand-made incremental floor (in alternating order: the
-        second one finds MariaDB's pages warm)."""
+        checkpoint, the asset, the incremental floors and Sling (in alternating order: the
+        later ones find MariaDB's pages warm). The two floors that write have their own copy
+        of the table."""
         floor_db = self.new_pg_db("incrfloor")
         floors = FloorRunner(self.servers, floor_db, self.opts.mysql_db, self.work_dir)
         floors.raw_pipe()  # the floor's copy of the unchanged table (untimed)
+        exact_db = self.new_pg_db("increxact")
+        exact_floors = FloorRunner(self.servers, exact_db, self.opts.mysql_db, self.work_dir)
+        exact_floors.raw_pipe()  # the same for the exact floor
         per_row = (self.table_bytes or self.opts.rows * 162) / self.opts.rows
         row = self.report.add(Row("incremental", "sync_assets: incremental, 1% rows changed",
                                   0, 0, floor="full_sync"))  # fmt: skip
@@ -239,6 +243,8 @@ class Suite:
                                     "floor: changed rows, mysql | psql upsert", 0, 0))  # fmt: skip
         mariadb = self.report.add(Row("incremental_mariadb", "floor: MariaDB's part, window"
                                       " read + COUNT(*) in one snapshot", 0, 0))  # fmt: skip
+        exact = self.report.add(Row("incremental_exact", "floor: exact incremental by hand,"
+                                    " window + upsert + both counts", 0, 0))  # fmt: skip
         sling_row = None
         if self.sling_db:
             sling_row = self.report.add(Row("sling_incremental", "peer: Sling incremental, 1%",
@@ -249,6 +255,7 @@ class Suite:
             measures: dict[str, tuple[Row, Callable[[], Measurement]]] = {
                 "floor": (floor, lambda since=since: floors.incremental(since)),
                 "mariadb": (mariadb, lambda w=watermark: floors.mariadb_incremental(w, OVERLAP)),
+                "exact": (exact, lambda w=watermark: exact_floors.exact_incremental(w, OVERLAP)),
                 "sync": (row, lambda: self.checked_sync(
                     self.project.materialize(pg_db, MYSQL_ASSET), "incremental sync")),
             }  # fmt: skip
@@ -260,10 +267,11 @@ class Suite:
                 self.checkpoint()
                 target.samples.append(action())
                 log(f"{target.label}: {target.samples[-1].wall:.2f}s (round {i + 1})")
-            for r in (row, floor, mariadb, sling_row):
+            for r in (row, floor, mariadb, exact, sling_row):
                 if r is not None:
                     r.rows, r.data_bytes = changed_rows, int(changed_rows * per_row)
         self.compare_table("incremental floor (1%)", floor_db, FLOOR_SCHEMA)
+        self.compare_table("exact incremental floor (1%)", exact_db, FLOOR_SCHEMA)
         if self.sling_db:
             self.compare_table("peer: Sling incremental (1%)", self.sling_db, SLING_SCHEMA)
         if self.opts.py_spy:

@@ -226,6 +226,9 @@ FLOORS_OF_TARGETS: list[TargetCheck] = [
                 startup_over("raw_pipe", "operator_full_sync", "raw pipe"), 1.3),
     TargetCheck("incremental_vs_sling", "MariaDB's part of an exact 1% run <= 0.5x Sling's wall",
                 wall_ratio("incremental_mariadb", "sling_incremental", "Sling"), 0.5),
+    TargetCheck("incremental_exact_vs_sling", "exact 1% run by hand (mysql | awk | psql) <= 0.5x"
+                " Sling's wall", wall_ratio("incremental_exact", "sling_incremental", "Sling"),
+                0.5),
     TargetCheck("no_change_vs_sling", "MariaDB's part of an exact no-change run <= 0.5x Sling's",
                 wall_ratio("no_change_mariadb", "sling_no_change", "Sling"), 0.5),
     TargetCheck("first_row_incremental", "incremental: Dagster's launch -> step start <= 1.5 s",

@@ -137,10 +137,11 @@ def test_whole_suite_runs_on_tiny_sizes(
     assert keys == {"mysql_read", "pg_copy", "raw_pipe", "full_sync", "operator_full_sync",
                     "incremental", "incremental_floor", "no_change", "cli_no_change",
                     "ftp_floor", "ftp_sync", "deletes_keys", "deletes_ranges",
-                    "incremental_mariadb", "no_change_mariadb", "ftp_floor_like"}  # fmt: skip
+                    "incremental_mariadb", "no_change_mariadb", "ftp_floor_like",
+                    "incremental_exact"}  # fmt: skip
     assert data["ok"] and all(check["ok"] for check in data["checks"].values())
     assert {"full sync", "incremental sync (1%)", "incremental floor (1%)",
-            "ftp ingestion", "after the deletes runs",
+            "exact incremental floor (1%)", "ftp ingestion", "after the deletes runs",
             "ftp floor, like for like"} <= set(data["checks"])  # fmt: skip
     # Each target's floor is judged alone; those of the parts run here are all measured.
     assert {v["key"] for v in data["floor_verdicts"]} >= {
@@ -156,6 +157,10 @@ def test_whole_suite_runs_on_tiny_sizes(
     assert hand["rows"] == SMOKE_ROWS // 100 and len(hand["samples"]) == 1
     assert any("hand-made incremental" in line for line in data["floor_context"])
     assert "[floor] hand-made incremental" in out
+    # The exact one reads the window and compares both counts (it raises when they differ).
+    exact = next(row for row in data["rows"] if row["key"] == "incremental_exact")
+    assert len(exact["samples"]) == 1 and exact["median"]["wall"] > 0
+    assert any("exact incremental by hand" in line for line in data["floor_context"])
     full = next(row for row in data["rows"] if row["key"] == "full_sync")
     assert full["median"]["peak_rss"] > 0 and full["median"]["cpu"] > 0
     assert full["median"]["first_row"] is not None
