@@ -115,20 +115,30 @@ def generate(conn: pymysql.Connection, database: str, rows: int) -> None:
         cur.fetchall()
 
 
-def change_one_percent(conn: pymysql.Connection, database: str, round_number: int) -> ChangeStats:
+def change_one_percent(
+    conn: pymysql.Connection,
+    database: str,
+    round_number: int,
+    ending_seconds_ago: int = 0,
+    spread_seconds: int = 0,
+) -> ChangeStats:
     """Update a different 1% of the rows each round (id % 100 = round), with a new timestamp.
 
     The new `last_update` is the current second, as an application writing the row would set
-    it; `note` and `quantity` change so that a sync that missed the update is caught.
+    it, or, with `spread_seconds`, spread over that many seconds ending `ending_seconds_ago`
+    (writes made through an interval of the schedule); `note` and `quantity` change so that a
+    sync that missed the update is caught.
     """
     residue = round_number % 100
+    spread = max(spread_seconds, 1)  # MOD 1 is 0: every row the same second
     with conn.cursor() as cur:
         cur.execute(f"USE `{database}`")
         cur.execute(
             f"UPDATE `{TABLE}` SET `quantity` = `quantity` + 1,"
             f" `note` = CONCAT('geändert in Runde ', %s),"
-            f" `{UPDATE_COLUMN}` = CURRENT_TIMESTAMP WHERE `id` %% 100 = %s",
-            (round_number, residue),
+            f" `{UPDATE_COLUMN}` = CURRENT_TIMESTAMP - INTERVAL %s SECOND"
+            f" - INTERVAL ((`id` DIV 100) MOD %s) SECOND WHERE `id` %% 100 = %s",
+            (round_number, ending_seconds_ago, spread, residue),
         )
         return ChangeStats(updated=cur.rowcount)
 

@@ -40,6 +40,11 @@ from benchmarks.servers import BenchServers
 from sync_assets.mysql.config import TableOptions
 
 OVERLAP = TableOptions(name=dataset.TABLE).overlap_seconds  # the engine's default window
+# One incremental round models one interval of the MySQL schedule (MYSQL_CRON: every 15
+# minutes): its changes are stamped across the interval, the last round's ending now. The
+# overlap window then re-reads what the previous interval wrote in its last OVERLAP seconds,
+# as in production; rounds stamped seconds apart would re-read every earlier round.
+SCHEDULE_INTERVAL = 15 * 60
 TIMESTAMP_TEXT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -309,12 +314,17 @@ class Suite:
         return value
 
     def change_one_percent(self, round_number: int) -> tuple[str, int]:
-        """Change a round's 1% of the rows; returns MySQL's time just before, and the count."""
+        """Change a round's 1% of the rows, stamped across its schedule interval (the last
+        round's ends now); returns the interval's start in MySQL's clock, and the count."""
+        ends_ago = (self.opts.repeats - round_number) * SCHEDULE_INTERVAL
         with self.servers.mysql_connect() as conn:
             with conn.cursor() as cur:
-                cur.execute("SELECT CAST(NOW() AS CHAR)")
+                cur.execute("SELECT CAST(NOW() - INTERVAL %s SECOND AS CHAR)",
+                            (ends_ago + SCHEDULE_INTERVAL,))  # fmt: skip
                 (since,) = cur.fetchone() or ("",)
-            changed = dataset.change_one_percent(conn, self.opts.mysql_db, round_number).updated
+            changed = dataset.change_one_percent(
+                conn, self.opts.mysql_db, round_number, ends_ago, SCHEDULE_INTERVAL
+            ).updated
         if not TIMESTAMP_TEXT.fullmatch(since):
             raise RuntimeError(f"unexpected time from MariaDB: {since!r}")
         return since, changed

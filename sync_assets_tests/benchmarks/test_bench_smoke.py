@@ -19,7 +19,9 @@ from benchmarks.corpus import CorpusSpec, build_corpus, corpus_check
 from benchmarks.floors import FLOOR_SCHEMA, FTP_FLOOR_TABLE, FloorRunner
 from benchmarks.measure import _Sampler
 from benchmarks.servers import BenchServers
+from benchmarks.suite import SCHEDULE_INTERVAL
 from sync_assets.devtools.servers import ServerInfo
+from sync_assets.orchestration.schedules import MYSQL_CRON
 
 SMOKE_ROWS = 2_000
 
@@ -63,6 +65,32 @@ def test_generated_table_is_deterministic_and_typical(
     assert first.rows == SMOKE_ROWS and len(first.columns) == len(dataset.COLUMNS)
     assert nulls == SMOKE_ROWS // 4 and non_ascii > SMOKE_ROWS // 2
     assert 120 < float(avg_bytes) < 200  # "about 150 bytes a row"
+
+
+def test_a_round_is_stamped_across_its_schedule_interval(
+    bench_servers: BenchServers, source_db: str
+) -> None:
+    """A round's 1% lands across the interval ending `ago` seconds back, so the engine's
+    overlap window re-reads only the previous interval's last minutes, as it does in
+    production; the interval is the MySQL schedule's."""
+    minutes = [int(m) for m in MYSQL_CRON.split()[0].split(",")]
+    gaps = {(b - a) * 60 for a, b in zip(minutes, [*minutes[1:], minutes[0] + 60], strict=True)}
+    assert gaps == {SCHEDULE_INTERVAL}
+    ago = 2 * SCHEDULE_INTERVAL
+    with bench_servers.mysql_connect(source_db) as conn:
+        dataset.generate(conn, source_db, SMOKE_ROWS)
+        changed = dataset.change_one_percent(conn, source_db, 3, ago, SCHEDULE_INTERVAL)
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT COUNT(*), COUNT(DISTINCT `{dataset.UPDATE_COLUMN}`),"
+                f" TIMESTAMPDIFF(SECOND, MIN(`{dataset.UPDATE_COLUMN}`), NOW()),"
+                f" TIMESTAMPDIFF(SECOND, MAX(`{dataset.UPDATE_COLUMN}`), NOW())"
+                f" FROM `{dataset.TABLE}` WHERE `note` = 'geändert in Runde 3'"
+            )
+            rows, stamps, oldest, newest = cur.fetchone()
+    assert rows == changed.updated == SMOKE_ROWS // 100
+    assert stamps == rows  # one second each at this size: spread, not one burst
+    assert ago <= newest and oldest < ago + SCHEDULE_INTERVAL + 60
 
 
 def test_verifier_accepts_the_raw_pipe_and_catches_one_changed_value(
