@@ -292,6 +292,9 @@ class Suite:
                                            " no-change run, one snapshot", 0, 0))  # fmt: skip
         watermark = self.cursor_maximum()
         self.repeat(idle_mariadb, lambda _: floors.mariadb_incremental(watermark, OVERLAP))
+        idle_exact = self.report.add(Row("no_change_exact", "floor: exact no-change run by hand,"
+                                         " window + upsert + both counts", 0, 0))  # fmt: skip
+        self.repeat(idle_exact, lambda _: exact_floors.exact_incremental(watermark, OVERLAP))
         if self.sling_db and self.peers is not None:
             peers, sling_db = self.peers, self.sling_db
             idle_sling = self.report.add(Row("sling_no_change", "peer: Sling, no change", 0, 0,

@@ -231,6 +231,9 @@ FLOORS_OF_TARGETS: list[TargetCheck] = [
                 0.5),
     TargetCheck("no_change_vs_sling", "MariaDB's part of an exact no-change run <= 0.5x Sling's",
                 wall_ratio("no_change_mariadb", "sling_no_change", "Sling"), 0.5),
+    TargetCheck("no_change_exact_vs_sling", "exact no-change run by hand (mysql | awk | psql)"
+                " <= 0.5x Sling's", wall_ratio("no_change_exact", "sling_no_change", "Sling"),
+                0.5),
     TargetCheck("first_row_incremental", "incremental: Dagster's launch -> step start <= 1.5 s",
                 launch_to_step_start("incremental"), 1.5, unit=" s"),
     TargetCheck("first_row_operator_full", "operator's CLI: launch -> step start <= 1.5 s",

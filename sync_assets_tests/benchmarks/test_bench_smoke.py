@@ -166,7 +166,7 @@ def test_whole_suite_runs_on_tiny_sizes(
                     "incremental", "incremental_floor", "no_change", "cli_no_change",
                     "ftp_floor", "ftp_sync", "deletes_keys", "deletes_ranges",
                     "incremental_mariadb", "no_change_mariadb", "ftp_floor_like",
-                    "incremental_exact"}  # fmt: skip
+                    "incremental_exact", "no_change_exact"}  # fmt: skip
     assert data["ok"] and all(check["ok"] for check in data["checks"].values())
     assert {"full sync", "incremental sync (1%)", "incremental floor (1%)",
             "exact incremental floor (1%)", "ftp ingestion", "after the deletes runs",

@@ -111,8 +111,10 @@ def test_each_targets_floor_is_judged_alone_against_the_targets_limit() -> None:
         _row("operator_full_sync", 7.0, launch_to_step_start=2.0),
         _row("incremental", 3.0, launch_to_step_start=1.2),
         _row("incremental_mariadb", 0.6),
+        _row("incremental_exact", 0.45),
         _row("sling_incremental", 1.0),
         _row("no_change_mariadb", 0.2),
+        _row("no_change_exact", 0.3),
         _row("sling_no_change", 0.5),
         _row("deletes_keys", 2.0),
         _row("deletes_ranges", 0.5, source_count_seconds=0.3),
@@ -125,7 +127,9 @@ def test_each_targets_floor_is_judged_alone_against_the_targets_limit() -> None:
         "full_vs_pipe": (1.25, True),  # (4 + 1) / 4: the pipe plus start-up leaves room
         "operator_full_vs_pipe": (1.5, False),  # (4 + 2) / 4: out of reach through the CLI
         "incremental_vs_sling": (0.6, False),
+        "incremental_exact_vs_sling": (0.45, True),  # the exact run by hand leaves room
         "no_change_vs_sling": (0.4, True),
+        "no_change_exact_vs_sling": (0.6, False),  # 0.3 / 0.5
         "first_row_incremental": (1.2, True),
         "first_row_operator_full": (2.0, False),
         "deletes": (0.15, False),  # 0.3 / 2: the count alone is over 10%
