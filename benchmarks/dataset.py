@@ -124,13 +124,14 @@ def change_one_percent(
 ) -> ChangeStats:
     """Update a different 1% of the rows each round (id % 100 = round), with a new timestamp.
 
-    The new `last_update` is the current second, as an application writing the row would set
-    it, or, with `spread_seconds`, spread over that many seconds ending `ending_seconds_ago`
-    (writes made through an interval of the schedule); `note` and `quantity` change so that a
-    sync that missed the update is caught.
+    The new `last_update` is `ending_seconds_ago` before the current second, as an application
+    writing the row would set it; with `spread_seconds`, the rows spread over that many
+    seconds ending there (writes made through an interval of the schedule). `note` and
+    `quantity` change so that a sync that missed the update is caught.
     """
     residue = round_number % 100
-    spread = max(spread_seconds, 1)  # MOD 1 is 0: every row the same second
+    # MOD 0 is NULL in MySQL (a NOT NULL timestamp cannot take it); MOD 1 is 0 for every row
+    spread = max(spread_seconds, 1)
     with conn.cursor() as cur:
         cur.execute(f"USE `{database}`")
         cur.execute(

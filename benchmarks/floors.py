@@ -11,7 +11,7 @@
 - MariaDB's part of an exact incremental (and of a run with no change): the engine's
   statements in one snapshot (window read and `COUNT(*)`), by `mysql` to /dev/null;
 - the exact incremental by hand: the same statements in one snapshot piped to `psql`, which
-  upserts the window's rows (leaving unchanged ones alone) and counts the target in one
+  upserts the window's rows (no new version for unchanged ones) and counts the target in one
   transaction, both counts compared: everything an exact run must do, by the stock tools.
 
 Floor tables live in schema `bench_floor` of the run's PostgreSQL database, with the same
@@ -194,7 +194,8 @@ class FloorRunner:
         """An exact incremental by the stock tools: `mysql` sends, in one consistent snapshot,
         the overlap window's rows then `COUNT(*)`; awk splits the count off (the last line);
         `psql` copies the rows into a temporary table, upserts them (rows read again unchanged
-        are left alone) and counts the target, in one transaction. The two counts must agree
+        get no new version; ON CONFLICT still locks them) and counts the target, in one
+        transaction; then the two counts are compared here. They must agree
         (the benchmark's change deletes nothing): the delete check every exact run makes."""
         script = self.work_dir / "exact_incremental_floor.psql"
         upsert_sql = upsert_script(only_changed=True)

@@ -265,8 +265,8 @@ class Report:
 
     def floor_context(self) -> list[str]:
         """How far the incremental target is from physics: the hand-made incremental's own
-        share of the full sync (the same changed rows, no overlap window, no counts), and the
-        sync's step work over that floor."""
+        share of the full sync (the same changed rows, no overlap window, no counts), the
+        sync's step work over that floor and over the exact incremental by hand."""
         hand = self.wall_of("incremental_floor")
         work_full, work_incr = (
             self.extra_of(k, "step_seconds") for k in ("full_sync", "incremental")

@@ -76,10 +76,10 @@ def test_a_round_is_stamped_across_its_schedule_interval(
     minutes = [int(m) for m in MYSQL_CRON.split()[0].split(",")]
     gaps = {(b - a) * 60 for a, b in zip(minutes, [*minutes[1:], minutes[0] + 60], strict=True)}
     assert gaps == {SCHEDULE_INTERVAL}
-    ago = 2 * SCHEDULE_INTERVAL
+    ago, spread = 2 * SCHEDULE_INTERVAL, 7  # 20 rows here: a spread they wrap around
     with bench_servers.mysql_connect(source_db) as conn:
         dataset.generate(conn, source_db, SMOKE_ROWS)
-        changed = dataset.change_one_percent(conn, source_db, 3, ago, SCHEDULE_INTERVAL)
+        changed = dataset.change_one_percent(conn, source_db, 3, ago, spread)
         with conn.cursor() as cur:
             cur.execute(
                 f"SELECT COUNT(*), COUNT(DISTINCT `{dataset.UPDATE_COLUMN}`),"
@@ -89,8 +89,8 @@ def test_a_round_is_stamped_across_its_schedule_interval(
             )
             rows, stamps, oldest, newest = cur.fetchone()
     assert rows == changed.updated == SMOKE_ROWS // 100
-    assert stamps == rows  # one second each at this size: spread, not one burst
-    assert ago <= newest and oldest < ago + SCHEDULE_INTERVAL + 60
+    assert stamps == spread  # every second of the spread used, none outside it
+    assert ago <= newest <= ago + 2 and oldest - newest == spread - 1
 
 
 def test_verifier_accepts_the_raw_pipe_and_catches_one_changed_value(
