@@ -235,12 +235,8 @@ class Suite:
         checkpoint, the asset, the incremental floors and Sling (in alternating order: the
         later ones find MariaDB's pages warm). The two floors that write have their own copy
         of the table."""
-        floor_db = self.new_pg_db("incrfloor")
-        floors = FloorRunner(self.servers, floor_db, self.opts.mysql_db, self.work_dir)
-        floors.raw_pipe()  # the floor's copy of the unchanged table (untimed)
-        exact_db = self.new_pg_db("increxact")
-        exact_floors = FloorRunner(self.servers, exact_db, self.opts.mysql_db, self.work_dir)
-        exact_floors.raw_pipe()  # the same for the exact floor
+        floor_db, floors = self.floor_copy("incrfloor")
+        exact_db, exact_floors = self.floor_copy("increxact")
         per_row = (self.table_bytes or self.opts.rows * 162) / self.opts.rows
         row = self.report.add(Row("incremental", "sync_assets: incremental, 1% rows changed",
                                   0, 0, floor="full_sync"))  # fmt: skip
@@ -306,6 +302,14 @@ class Suite:
                 dataset.change_one_percent(conn, self.opts.mysql_db, self.opts.repeats + 1)
             self.profile("incremental", pg_db, MYSQL_ASSET)
             self.compare_table("profiled incremental sync", pg_db)
+
+    def floor_copy(self, label: str) -> tuple[str, FloorRunner]:
+        """A new database holding a floor's own copy of the unchanged table (loaded by the raw
+        pipe, untimed), and the floors' runner on it."""
+        pg_db = self.new_pg_db(label)
+        runner = FloorRunner(self.servers, pg_db, self.opts.mysql_db, self.work_dir)
+        runner.raw_pipe()
+        return pg_db, runner
 
     def cursor_maximum(self) -> str:
         """The cursor column's maximum in MariaDB (the watermark of a copy synced now)."""
