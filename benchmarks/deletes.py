@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -34,7 +34,7 @@ from benchmarks.measure import Measurement
 from benchmarks.project import MYSQL_TARGET_SCHEMA
 from benchmarks.servers import BenchServers
 from sync_assets.core.pg import META_SCHEMA
-from sync_assets.mysql import incremental
+from sync_assets.mysql import deletes, incremental
 from sync_assets.mysql.config import TableOptions
 from sync_assets.mysql.state import STATE_TABLE
 from sync_assets.mysql.sync import SyncReport, sync_table
@@ -43,6 +43,7 @@ from sync_assets.resources import MySQLResource, PostgresResource
 DELETED = 100
 UPDATED = 300
 METHODS = {"keys": "deletes: full key stream", "auto": "deletes: key ranges"}
+GROUPED_COUNT_LABEL = "floor: MariaDB COUNT(*) per bucket"
 TARGET = dataset.TABLE.lower()
 
 
@@ -74,6 +75,7 @@ class DeleteBench:
     pg_db: str
     schema: str
     log: Callable[[str], None]
+    grouped_counts: list[float] = field(default_factory=list)  # the floor, once per round
 
     def options(self) -> TableOptions:
         return TableOptions(name=dataset.TABLE, max_delete_fraction=0.5)
@@ -154,8 +156,44 @@ class DeleteBench:
                         raise RuntimeError(f"{method}: deleted {report.rows_deleted} rows")
                     if not (i == repeats - 1 and method == order[-1]):
                         self.restore(conn, watermark)
+                self.grouped_counts.append(self.grouped_count(rows - len(gone)))
             conn.execute(f"DROP TABLE {self.schema}._bench_gone")
         return results
+
+    def grouped_count(self, source_rows: int) -> float:
+        """Seconds of MariaDB's cheapest statement that tells key ranges apart: one
+        `GROUP BY` scan over the engine's buckets, counting only (the engine's summary adds a
+        checksum per bucket), fetched by the engine's client in one consistent snapshot. The
+        floor of any summary by key ranges on the source; per-range reads of the clustered
+        index cost more (benchmarks/delete_summaries.py)."""
+        with self.servers.mysql_connect(self.mysql_db) as conn, conn.cursor() as cur:
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            cur.execute(f"SELECT MIN(`id`), MAX(`id`) FROM `{dataset.TABLE}`")
+            low, high = cur.fetchone()
+            b = deletes.choose_buckets(int(low), int(high), source_rows)
+            if b is None:
+                raise RuntimeError(f"keys {low}..{high} too sparse for buckets")
+            started = time.monotonic()
+            cur.execute(grouped_count_sql(b))
+            counted = sum(int(n) for _, n in cur.fetchall())
+            took = time.monotonic() - started
+            cur.execute("COMMIT")
+        if counted != source_rows:
+            raise RuntimeError(f"grouped count: {counted} rows, the source has {source_rows}")
+        return took
+
+
+def grouped_count_sql(b: deletes.Buckets) -> str:
+    return (
+        f"SELECT (`id` - {int(b.base)}) >> {b.shift} AS b, COUNT(*) FROM `{dataset.TABLE}`"
+        " GROUP BY b ORDER BY NULL"
+    )
+
+
+def floor_measurement(seconds: float) -> Measurement:
+    """A statement timed in this process (wall only)."""
+    nan = float("nan")
+    return Measurement(seconds, nan, 0, nan, None, 0, load_before=_load())
 
 
 def as_measurement(report: SyncReport) -> Measurement:
@@ -221,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         results = bench.run(args.rows, args.repeats)
         figures = medians(results)
         keys, ranges = figures["keys"].get("deletes"), figures["auto"].get("deletes")
+        grouped = statistics.median(bench.grouped_counts)
         print(json.dumps({"medians": figures, "ranges_over_keys": (ranges or 0) / (keys or 1),
+                          "grouped_count_seconds": grouped,
+                          "grouped_count_over_keys": grouped / (keys or 1),
                           "notes": results["auto"][-1].notes}, indent=1))  # fmt: skip
     finally:
         servers.drop_pg_database(pg_db)

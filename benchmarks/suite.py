@@ -20,7 +20,14 @@ import psycopg
 
 from benchmarks import dataset, many_tables, verify
 from benchmarks.corpus import Corpus, CorpusSpec, build_corpus, corpus_check
-from benchmarks.deletes import METHODS, DeleteBench, as_measurement, timed_full_load
+from benchmarks.deletes import (
+    GROUPED_COUNT_LABEL,
+    METHODS,
+    DeleteBench,
+    as_measurement,
+    floor_measurement,
+    timed_full_load,
+)
 from benchmarks.floors import FLOOR_SCHEMA, FTP_FLOOR_TABLE, FloorRunner
 from benchmarks.ftp_like_floor import LikeForLikeFloor
 from benchmarks.measure import Measurement
@@ -479,6 +486,9 @@ class Suite:
         }  # fmt: skip
         for method, reports in results.items():
             rows[method].samples.extend(as_measurement(r) for r in reports)
+        grouped = self.report.add(Row("deletes_grouped_count", GROUPED_COUNT_LABEL,
+                                      self.opts.rows, 0, floor="deletes_keys"))  # fmt: skip
+        grouped.samples.extend(floor_measurement(s) for s in bench.grouped_counts)
         self.compare_table("after the deletes runs", pg_db)
 
     def many_tables(self) -> None:

@@ -240,6 +240,9 @@ FLOORS_OF_TARGETS: list[TargetCheck] = [
                 launch_to_step_start("operator_full_sync"), 1.5, unit=" s"),
     TargetCheck("deletes", "MariaDB's COUNT(*) <= 10% of the full key stream",
                 source_count_share, 0.10, unit="%"),
+    TargetCheck("deletes_grouped", "MariaDB's COUNT(*) per bucket (one GROUP BY scan) <= 10% of"
+                " the full key stream", wall_ratio("deletes_grouped_count", "deletes_keys",
+                                                   "full key stream"), 0.10, unit="%"),
     TargetCheck("ftp", "psql \\copy like for like >= 80% of the plain floor's throughput",
                 wall_ratio("ftp_floor_like", "ftp_floor", "plain floor", throughput=True), 0.80,
                 at_most=False, unit="%"),

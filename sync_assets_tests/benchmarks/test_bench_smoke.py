@@ -166,20 +166,24 @@ def test_whole_suite_runs_on_tiny_sizes(
                     "incremental", "incremental_floor", "no_change", "cli_no_change",
                     "ftp_floor", "ftp_sync", "deletes_keys", "deletes_ranges",
                     "incremental_mariadb", "no_change_mariadb", "ftp_floor_like",
-                    "incremental_exact", "no_change_exact"}  # fmt: skip
+                    "incremental_exact", "no_change_exact", "deletes_grouped_count"}  # fmt: skip
     assert data["ok"] and all(check["ok"] for check in data["checks"].values())
     assert {"full sync", "incremental sync (1%)", "incremental floor (1%)",
             "exact incremental floor (1%)", "ftp ingestion", "after the deletes runs",
             "ftp floor, like for like"} <= set(data["checks"])  # fmt: skip
     # Each target's floor is judged alone; those of the parts run here are all measured.
     assert {v["key"] for v in data["floor_verdicts"]} >= {
-        "full_vs_pipe", "operator_full_vs_pipe", "first_row_incremental", "deletes", "ftp",
-        "ftp_like"}  # fmt: skip
+        "full_vs_pipe", "operator_full_vs_pipe", "first_row_incremental", "deletes",
+        "deletes_grouped", "ftp", "ftp_like"}  # fmt: skip
     assert "the floors behind them" in out
     # Both delete methods removed the same 100 rows (the harness checks it after each run).
     ranges = next(row for row in data["rows"] if row["key"] == "deletes_ranges")
     assert [s["extra"]["rows_deleted"] for s in ranges["samples"]] == [100]
     assert "key ranges" in " ".join(ranges["samples"][0]["extra"]["notes"])
+    # The grouped-count floor ran once per round (it raises unless it counted every row).
+    grouped = next(row for row in data["rows"] if row["key"] == "deletes_grouped_count")
+    assert len(grouped["samples"]) == 1 and grouped["median"]["wall"] > 0
+    assert any("COUNT(*) per bucket" in line for line in data["floor_context"])
     # The hand-made incremental upserts exactly the changed rows, and says what share it is.
     hand = next(row for row in data["rows"] if row["key"] == "incremental_floor")
     assert hand["rows"] == SMOKE_ROWS // 100 and len(hand["samples"]) == 1

@@ -118,6 +118,7 @@ def test_each_targets_floor_is_judged_alone_against_the_targets_limit() -> None:
         _row("sling_no_change", 0.5),
         _row("deletes_keys", 2.0),
         _row("deletes_ranges", 0.5, source_count_seconds=0.3),
+        _row("deletes_grouped_count", 0.18),
         _row("ftp_floor", 8.0),
         _row("ftp_floor_like", 12.0),
         _row("ftp_sync", 14.0, stable_wait_seconds=1.8),
@@ -133,6 +134,7 @@ def test_each_targets_floor_is_judged_alone_against_the_targets_limit() -> None:
         "first_row_incremental": (1.2, True),
         "first_row_operator_full": (2.0, False),
         "deletes": (0.15, False),  # 0.3 / 2: the count alone is over 10%
+        "deletes_grouped": (0.09, True),  # 0.18 / 2: a grouped scan would leave room
         "ftp": (0.667, False),  # 8 / 12: the sync's table costs a third more than the bare one
         "ftp_like": (0.857, True),  # 12 / 14
         "ftp_like_steady": (0.984, True),  # 12 / (14 - 1.8): the rule's wait stated apart
@@ -140,4 +142,5 @@ def test_each_targets_floor_is_judged_alone_against_the_targets_limit() -> None:
     text = report.floor_verdicts_text()
     assert "raw pipe 4.00 s + start-up 2.00 s" in text
     assert "COUNT(*) 0.30 s, full key stream 2.00 s" in text
+    assert "full key stream 2.00 s, ours 0.18 s" in text
     assert "like for like 12.00 s, ours 14.00 s less 1.80 s" in text
