@@ -103,7 +103,7 @@ def mysql_shapes(table: str, low: int, high: int) -> dict[str, list[str]]:
         "count_xor_key": [f"SELECT COUNT(*), BIT_XOR(id) FROM {t}"],
         "count_xor_hash": [f"SELECT COUNT(*), BIT_XOR({h}) FROM {t}"],
         "summary_grouped": [
-            f"SELECT (id - {b.base}) >> {b.shift} AS b, COUNT(*), BIT_XOR({h}) FROM {t}"
+            f"SELECT {deletes.mysql_bucket_sql('id', b)} AS b, COUNT(*), BIT_XOR({h}) FROM {t}"
             " GROUP BY b ORDER BY NULL"
         ],
         "ranges_union": union(f"COUNT(*), BIT_XOR({h})"),

@@ -24,10 +24,11 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
+from pymysql.cursors import SSCursor
 
 from benchmarks import dataset
 from benchmarks.measure import Measurement
@@ -37,6 +38,7 @@ from sync_assets.core.pg import META_SCHEMA
 from sync_assets.mysql import deletes, incremental
 from sync_assets.mysql.config import TableOptions
 from sync_assets.mysql.state import STATE_TABLE
+from sync_assets.mysql.stream import ENCODERS_ONLY
 from sync_assets.mysql.sync import SyncReport, sync_table
 from sync_assets.resources import MySQLResource, PostgresResource
 
@@ -75,7 +77,7 @@ class DeleteBench:
     pg_db: str
     schema: str
     log: Callable[[str], None]
-    grouped_counts: list[float] = field(default_factory=list)  # the floor, once per round
+    grouped_counts: list[GroupedCount] = field(default_factory=list)  # the floor, per round
 
     def options(self) -> TableOptions:
         return TableOptions(name=dataset.TABLE, max_delete_fraction=0.5)
@@ -139,8 +141,10 @@ class DeleteBench:
         """Change MariaDB, then sync with each method `repeats` times (alternating order)."""
         gone, updated = chosen_keys(rows)
         results: dict[str, list[SyncReport]] = {m: [] for m in METHODS}
+        self.grouped_counts = []
         with self.servers.pg_connect(self.pg_db) as conn:
             watermark = self.save(conn, gone)
+            copy = self.extent(conn)
             self.change(gone, updated)
             for i in range(repeats):
                 order = list(METHODS) if i % 2 == 0 else list(reversed(METHODS))
@@ -156,44 +160,68 @@ class DeleteBench:
                         raise RuntimeError(f"{method}: deleted {report.rows_deleted} rows")
                     if not (i == repeats - 1 and method == order[-1]):
                         self.restore(conn, watermark)
-                self.grouped_counts.append(self.grouped_count(rows - len(gone)))
+                self.grouped_counts.append(self.grouped_count(copy[2] - len(gone), copy))
             conn.execute(f"DROP TABLE {self.schema}._bench_gone")
         return results
 
-    def grouped_count(self, source_rows: int) -> float:
-        """Seconds of MariaDB's cheapest statement that tells key ranges apart: one
-        `GROUP BY` scan over the engine's buckets, counting only (the engine's summary adds a
-        checksum per bucket), fetched by the engine's client in one consistent snapshot. The
-        floor of any summary by key ranges on the source; per-range reads of the clustered
-        index cost more (benchmarks/delete_summaries.py)."""
-        with self.servers.mysql_connect(self.mysql_db) as conn, conn.cursor() as cur:
+    def extent(self, conn: psycopg.Connection) -> tuple[int, int, int]:
+        """Lowest key, highest key and row count of the copy: what every sync meets (the
+        deleted rows are put back between runs), so what the engine sizes its buckets by."""
+        row = conn.execute(
+            f"SELECT min(id), max(id), count(*) FROM {self.schema}.{TARGET}"
+        ).fetchone()
+        if row is None or row[0] is None:
+            raise RuntimeError("the copy is empty: no buckets to summarise")
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def grouped_count(self, source_rows: int, copy: tuple[int, int, int]) -> GroupedCount:
+        """MariaDB's cheapest statement that tells key ranges apart: one `GROUP BY` scan over
+        the buckets the engine chooses (bounds over both sides, the larger row count),
+        counting only (the engine's summary adds a checksum per bucket), read through the
+        engine's kind of connection (unbuffered, undecoded) in a consistent snapshot. Its
+        per-range reads of the clustered index cost more (benchmarks/delete_summaries.py)."""
+        with (
+            self.servers.mysql_connect(
+                self.mysql_db, use_unicode=False, conv=ENCODERS_ONLY, cursorclass=SSCursor
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             cur.execute(f"SELECT MIN(`id`), MAX(`id`) FROM `{dataset.TABLE}`")
             low, high = cur.fetchone()
-            b = deletes.choose_buckets(int(low), int(high), source_rows)
+            if low is None:
+                raise RuntimeError("the source table is empty: no buckets to summarise")
+            b = deletes.choose_buckets(
+                min(int(low), copy[0]), max(int(high), copy[1]), max(source_rows, copy[2])
+            )
             if b is None:
                 raise RuntimeError(f"keys {low}..{high} too sparse for buckets")
             started = time.monotonic()
-            cur.execute(grouped_count_sql(b))
-            counted = sum(int(n) for _, n in cur.fetchall())
+            cur.execute(
+                f"SELECT {deletes.mysql_bucket_sql('`id`', b)} AS b, COUNT(*)"
+                f" FROM `{dataset.TABLE}` GROUP BY b ORDER BY NULL"
+            )
+            counts = [int(n) for _, n in cur.fetchall()]
             took = time.monotonic() - started
             cur.execute("COMMIT")
-        if counted != source_rows:
-            raise RuntimeError(f"grouped count: {counted} rows, the source has {source_rows}")
-        return took
+        if sum(counts) != source_rows:
+            raise RuntimeError(f"grouped count: {sum(counts)} rows, the source has {source_rows}")
+        return GroupedCount(took, len(counts), 1 << b.shift)
 
 
-def grouped_count_sql(b: deletes.Buckets) -> str:
-    return (
-        f"SELECT (`id` - {int(b.base)}) >> {b.shift} AS b, COUNT(*) FROM `{dataset.TABLE}`"
-        " GROUP BY b ORDER BY NULL"
-    )
+@dataclass(frozen=True)
+class GroupedCount:
+    seconds: float
+    buckets: int  # non-empty buckets, as MariaDB returned them
+    bucket_keys: int  # key values a bucket spans
 
 
-def floor_measurement(seconds: float) -> Measurement:
-    """A statement timed in this process (wall only)."""
+def floor_measurement(floor: GroupedCount) -> Measurement:
+    """The grouped count timed in this process (wall only), with the buckets it counted."""
     nan = float("nan")
-    return Measurement(seconds, nan, 0, nan, None, 0, load_before=_load())
+    extra = {"buckets": floor.buckets, "bucket_keys": floor.bucket_keys}
+    return Measurement(floor.seconds, nan, 0, nan, None, 0, load_before=_load(), extra=extra)
 
 
 def as_measurement(report: SyncReport) -> Measurement:
@@ -259,10 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         results = bench.run(args.rows, args.repeats)
         figures = medians(results)
         keys, ranges = figures["keys"].get("deletes"), figures["auto"].get("deletes")
-        grouped = statistics.median(bench.grouped_counts)
+        grouped = statistics.median(g.seconds for g in bench.grouped_counts)
         print(json.dumps({"medians": figures, "ranges_over_keys": (ranges or 0) / (keys or 1),
                           "grouped_count_seconds": grouped,
                           "grouped_count_over_keys": grouped / (keys or 1),
+                          "grouped_count_buckets": asdict(bench.grouped_counts[-1]),
                           "notes": results["auto"][-1].notes}, indent=1))  # fmt: skip
     finally:
         servers.drop_pg_database(pg_db)

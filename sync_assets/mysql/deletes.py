@@ -107,13 +107,18 @@ def _hash_sql(offset: str, xor: str) -> str:
     return _HASH_SQL.format(offset, xor, m1=_MUL1, m2=_MUL2, low=_LOW32)
 
 
+def mysql_bucket_sql(column: str, b: Buckets) -> str:
+    """The bucket number of MySQL's key `column` (an SQL expression, already quoted)."""
+    return f"({column} - {int(b.base)}) >> {b.shift}"
+
+
 def mysql_summary_sql(job: Job, key: ColumnMapping, b: Buckets) -> str:
     """Per bucket: its number, row count and BIT_XOR of key_hash (MySQL's bitwise operators
     work on unsigned 64-bit values; every value here stays below 2^63)."""
     c = mq(key.source.name)
     h = _hash_sql(f"({c} & {b.mask})", "^")
     return (
-        f"SELECT ({c} - {int(b.base)}) >> {b.shift} AS b, COUNT(*), BIT_XOR({h})"
+        f"SELECT {mysql_bucket_sql(c, b)} AS b, COUNT(*), BIT_XOR({h})"
         f" FROM {job.source_sql} GROUP BY b ORDER BY NULL"
     )
 

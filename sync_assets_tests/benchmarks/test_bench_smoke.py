@@ -180,9 +180,14 @@ def test_whole_suite_runs_on_tiny_sizes(
     ranges = next(row for row in data["rows"] if row["key"] == "deletes_ranges")
     assert [s["extra"]["rows_deleted"] for s in ranges["samples"]] == [100]
     assert "key ranges" in " ".join(ranges["samples"][0]["extra"]["notes"])
-    # The grouped-count floor ran once per round (it raises unless it counted every row).
+    # The grouped-count floor ran once per round (it raises unless it counted every row),
+    # over buckets as wide as the engine's own.
     grouped = next(row for row in data["rows"] if row["key"] == "deletes_grouped_count")
     assert len(grouped["samples"]) == 1 and grouped["median"]["wall"] > 0
+    engine_note = " ".join(ranges["samples"][0]["extra"]["notes"])
+    floor_extra = grouped["samples"][0]["extra"]
+    assert f"buckets of {floor_extra['bucket_keys']} key values" in engine_note
+    assert f"of {floor_extra['buckets']} buckets" in engine_note  # no bucket is empty here
     assert any("COUNT(*) per bucket" in line for line in data["floor_context"])
     # The hand-made incremental upserts exactly the changed rows, and says what share it is.
     hand = next(row for row in data["rows"] if row["key"] == "incremental_floor")
