@@ -175,11 +175,12 @@ class DeleteBench:
         return int(row[0]), int(row[1]), int(row[2])
 
     def grouped_count(self, source_rows: int, copy: tuple[int, int, int]) -> GroupedCount:
-        """MariaDB's cheapest statement that tells key ranges apart: one `GROUP BY` scan over
-        the buckets the engine chooses (bounds over both sides, the larger row count),
-        counting only (the engine's summary adds a checksum per bucket), read through the
-        engine's kind of connection (unbuffered, undecoded) in a consistent snapshot. Its
-        per-range reads of the clustered index cost more (benchmarks/delete_summaries.py)."""
+        """The cheapest statement measured that tells key ranges apart on MariaDB (its
+        per-range reads of the clustered index cost more: benchmarks/delete_summaries.py): one
+        `GROUP BY` scan over the buckets the engine chooses (bounds over both sides, the
+        larger row count), counting only (the engine's summary adds a checksum per bucket),
+        read through the engine's kind of connection (unbuffered, undecoded) in a consistent
+        snapshot."""
         with (
             self.servers.mysql_connect(
                 self.mysql_db, use_unicode=False, conv=ENCODERS_ONLY, cursorclass=SSCursor
@@ -189,7 +190,7 @@ class DeleteBench:
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             cur.execute(f"SELECT MIN(`id`), MAX(`id`) FROM `{dataset.TABLE}`")
-            low, high = cur.fetchone()
+            (low, high), *_ = cur.fetchall()  # the whole result: the cursor is unbuffered
             if low is None:
                 raise RuntimeError("the source table is empty: no buckets to summarise")
             b = deletes.choose_buckets(
