@@ -24,11 +24,11 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
-from pymysql.cursors import SSCursor
 
 from benchmarks import dataset
 from benchmarks.measure import Measurement
@@ -37,8 +37,9 @@ from benchmarks.servers import BenchServers
 from sync_assets.core.pg import META_SCHEMA
 from sync_assets.mysql import deletes, incremental
 from sync_assets.mysql.config import TableOptions
+from sync_assets.mysql.snapshot import open_read_snapshot
 from sync_assets.mysql.state import STATE_TABLE
-from sync_assets.mysql.stream import ENCODERS_ONLY
+from sync_assets.mysql.stream import raw_connection
 from sync_assets.mysql.sync import SyncReport, sync_table
 from sync_assets.resources import MySQLResource, PostgresResource
 
@@ -179,16 +180,10 @@ class DeleteBench:
         per-range reads of the clustered index cost more: benchmarks/delete_summaries.py): one
         `GROUP BY` scan over the buckets the engine chooses (bounds over both sides, the
         larger row count), counting only (the engine's summary adds a checksum per bucket),
-        read through the engine's kind of connection (unbuffered, undecoded) in a consistent
-        snapshot."""
-        with (
-            self.servers.mysql_connect(
-                self.mysql_db, use_unicode=False, conv=ENCODERS_ONLY, cursorclass=SSCursor
-            ) as conn,
-            conn.cursor() as cur,
-        ):
-            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        read through the engine's own connection (`raw_connection`) in its read snapshot."""
+        mysql, _ = resources(self.servers, self.mysql_db, self.pg_db)
+        with closing(raw_connection(mysql)) as conn, conn.cursor() as cur:
+            open_read_snapshot(conn)
             cur.execute(f"SELECT MIN(`id`), MAX(`id`) FROM `{dataset.TABLE}`")
             (low, high), *_ = cur.fetchall()  # the whole result: the cursor is unbuffered
             if low is None:

@@ -20,6 +20,13 @@ class Snapshot:
     # than the snapshot's NOW(), so a row stamped in the future cannot hide the rows after it
 
 
+def open_read_snapshot(my: pymysql.Connection) -> None:
+    """Start the one consistent snapshot every read of a run shares (counts, keys, rows)."""
+    with my.cursor() as cur:
+        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+
+
 def _text(value: Any) -> str | None:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 

@@ -27,7 +27,7 @@ from sync_assets.mysql.job import BooleanGuessError, DeleteGuardError, FullRefre
 from sync_assets.mysql.naming import lower_names
 from sync_assets.mysql.plan import INCREMENTAL, Plan, PlanInputs, choose_cursor, plan_sync
 from sync_assets.mysql.report import SyncReport
-from sync_assets.mysql.snapshot import not_boolean, snapshot_facts
+from sync_assets.mysql.snapshot import not_boolean, open_read_snapshot, snapshot_facts
 from sync_assets.mysql.state import TableState, ensure_bookkeeping, load_state, save_state
 from sync_assets.mysql.stream import raw_connection
 from sync_assets.mysql.type_rules import normalise_pg_type
@@ -106,9 +106,7 @@ def _attempt(job: Job, mysql: Any, postgres: Any, force_full: str | None) -> Non
             name: normalise_pg_type(pg_type)
             for name, pg_type in table_columns(pg, job.schema, job.target).items()
         }
-        with my.cursor() as cur:
-            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        open_read_snapshot(my)
         with job.report.timed("snapshot_facts"):
             snap = snapshot_facts(job, my)
         inputs = PlanInputs(
